@@ -1,0 +1,50 @@
+//! `cache-l1`: a sharded, concurrent SIEVE cache with a weight budget.
+//!
+//! [`ShardedSieve<K, V, W>`] keeps entries in shards, each a hash index over a SIEVE queue
+//! (Zhang et al., "SIEVE is Simpler than LRU: an Efficient Turn-Key Eviction Algorithm for Web
+//! Caches", NSDI 2024) behind its own reader-writer lock. A [`Weigher`] gives each entry a weight
+//! (bytes for a byte budget, 1 for an entry count); each shard holds the sum of its weights to
+//! its slice of the capacity.
+//!
+//! - **Hits take no exclusive lock.** A hit sets the entry's atomic `visited` bit under the
+//!   shard's shared lock; nothing is reordered.
+//! - **Inserts evict by SIEVE** until the shard's weights fit again, before the new entry is
+//!   linked, and hand the evicted entries back to the caller.
+//! - **One shard is exactly SIEVE.** With `shards(1)` the eviction order is the paper's, so miss
+//!   ratios match simulators such as libCacheSim; with more shards each shard runs its own queue
+//!   over its slice of the capacity.
+//! - **Hostile keys do not pile up.** The default hasher is randomly seeded; the hash is computed
+//!   once per call and picks both the shard and the slot.
+//! - **Lookups by borrowed keys.** `get`, `peek` and `remove` take any `Q: Hash + Equivalent<K>`.
+//!
+//! SIEVE is not scan-resistant: a burst of one-hit entries can push out a working set whose
+//! `visited` bits the hand has just cleared.
+//!
+//! ```
+//! use cache_l1::Options;
+//!
+//! // A byte budget of 1 KiB; an entry weighs its value's length.
+//! let cache = Options::new(1024)
+//!     .shards(1)
+//!     .build(|_key: &u32, value: &Vec<u8>| value.len() as u64)?;
+//! for i in 0..4 {
+//!     let outcome = cache.insert(i, vec![0; 300]).expect("fits");
+//!     assert!(outcome.evicted.len() <= 1);
+//! }
+//! assert!(cache.weight() <= 1024);
+//! assert!(cache.get(&3).is_some()); // the newest entry is resident
+//! # Ok::<(), cache_l1::OptionsError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod cache;
+mod shard;
+mod sieve;
+pub mod stats;
+mod weigher;
+
+pub use cache::{InsertOutcome, Options, OptionsError, Rejected, ShardedSieve};
+pub use hashbrown::Equivalent;
+pub use stats::L1Stats;
+pub use weigher::{UnitWeigher, Weigher};

@@ -1,0 +1,252 @@
+//! Guards the single-shard cache's SIEVE semantics and every shard's bookkeeping.
+//!
+//! Random operation sequences run against [`ShardedSieve`] and against a deliberately naive
+//! reference: a `Vec` ordered from tail to head, a hand index, and a linear scan, written from the
+//! paper's pseudocode. With one shard every hit, every eviction (in order), the queue order and
+//! every visited bit must agree; with many shards the exact set of resident entries must follow
+//! from what the cache handed back, and `validate()` must hold after every step.
+
+use std::collections::HashMap;
+
+use cache_l1::{Options, ShardedSieve};
+use proptest::prelude::*;
+
+/// Key, then weight; the value is `(key, serial)` so stale values are detectable.
+type Value = (u8, u32);
+
+fn weigh(_k: &u8, v: &(Value, u64)) -> u64 {
+    v.1
+}
+
+type Cache = ShardedSieve<u8, (Value, u64), fn(&u8, &(Value, u64)) -> u64>;
+
+fn build(capacity: u64, shards: usize) -> Cache {
+    Options::new(capacity)
+        .shards(shards)
+        .build(weigh as fn(&u8, &(Value, u64)) -> u64)
+        .expect("valid options")
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Get(u8),
+    Insert(u8, u64),
+    Remove(u8),
+}
+
+fn op(keys: u8, max_weight: u64) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..keys).prop_map(Op::Get),
+        4 => (0..keys, 1..=max_weight).prop_map(|(k, w)| Op::Insert(k, w)),
+        1 => (0..keys).prop_map(Op::Remove),
+    ]
+}
+
+/// SIEVE as the paper states it, with no cleverness.
+#[derive(Debug, Default)]
+struct ReferenceSieve {
+    /// Tail (oldest) first: (key, weight, visited).
+    queue: Vec<(u8, u64, bool)>,
+    hand: Option<usize>,
+    weight: u64,
+    capacity: u64,
+}
+
+impl ReferenceSieve {
+    fn position(&self, k: u8) -> Option<usize> {
+        self.queue.iter().position(|e| e.0 == k)
+    }
+
+    fn get(&mut self, k: u8) -> bool {
+        match self.position(k) {
+            Some(p) => {
+                self.queue[p].2 = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the entry at `p`; a hand on it moves to its newer neighbour.
+    fn remove_at(&mut self, p: usize) -> u8 {
+        let (k, w, _) = self.queue.remove(p);
+        self.weight -= w;
+        self.hand = match self.hand {
+            Some(h) if h > p => Some(h - 1),
+            Some(h) if h == p && p < self.queue.len() => Some(p),
+            Some(h) if h == p => None,
+            other => other,
+        };
+        k
+    }
+
+    fn evict(&mut self) -> u8 {
+        let mut i = self.hand.unwrap_or(0);
+        while self.queue[i].2 {
+            self.queue[i].2 = false;
+            i = if i + 1 == self.queue.len() { 0 } else { i + 1 };
+        }
+        self.hand = Some(i);
+        self.remove_at(i)
+    }
+
+    /// Returns (replaced, evicted keys, rejected).
+    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool) {
+        let replaced = self.position(k).map(|p| self.remove_at(p)).is_some();
+        if w > self.capacity {
+            return (replaced, Vec::new(), true);
+        }
+        let mut evicted = Vec::new();
+        while self.weight + w > self.capacity {
+            evicted.push(self.evict());
+        }
+        self.queue.push((k, w, false));
+        self.weight += w;
+        (replaced, evicted, false)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn single_shard_matches_reference_sieve(
+        capacity in 1u64..40,
+        ops in prop::collection::vec(op(24, 6), 1..400),
+    ) {
+        let cache = build(capacity, 1);
+        let mut model = ReferenceSieve { capacity, ..ReferenceSieve::default() };
+        for (serial, op) in (0u32..).zip(ops) {
+            match op {
+                Op::Get(k) => {
+                    prop_assert_eq!(cache.get(&k).is_some(), model.get(k), "get {}", k);
+                }
+                Op::Insert(k, w) => {
+                    let (replaced, evicted, rejected) = model.insert(k, w);
+                    match cache.insert(k, ((k, serial), w)) {
+                        Ok(out) => {
+                            prop_assert!(!rejected, "cache accepted what SIEVE rejects");
+                            prop_assert_eq!(out.replaced.is_some(), replaced);
+                            let keys: Vec<u8> = out.evicted.iter().map(|e| e.0).collect();
+                            prop_assert_eq!(keys, evicted, "eviction order");
+                        }
+                        Err(r) => {
+                            prop_assert!(rejected, "cache rejected what SIEVE accepts");
+                            prop_assert_eq!(r.removed.is_some(), replaced);
+                        }
+                    }
+                }
+                Op::Remove(k) => {
+                    let expected = model.position(k).map(|p| model.remove_at(p));
+                    prop_assert_eq!(cache.remove(&k).map(|e| e.0), expected);
+                }
+            }
+            cache.validate();
+            let queue: Vec<(u8, bool)> = model.queue.iter().map(|e| (e.0, e.2)).collect();
+            prop_assert_eq!(cache.queue_snapshot(0), queue, "queue order and visited bits");
+            prop_assert_eq!(cache.weight(), model.weight);
+        }
+    }
+
+    #[test]
+    fn sharded_cache_holds_exactly_what_it_did_not_hand_back(
+        shards in 1usize..8,
+        extra_capacity in 0u64..60,
+        ops in prop::collection::vec(op(40, 9), 1..400),
+    ) {
+        let capacity = shards as u64 + extra_capacity;
+        let cache = build(capacity, shards);
+        // What must be resident: every accepted insert, less what came back evicted or removed.
+        let mut resident: HashMap<u8, Value> = HashMap::new();
+        for (serial, op) in (0u32..).zip(ops) {
+            match op {
+                Op::Get(k) => {
+                    prop_assert_eq!(cache.get(&k).map(|v| v.0), resident.get(&k).copied());
+                }
+                Op::Insert(k, w) => {
+                    let value = (k, serial);
+                    match cache.insert(k, (value, w)) {
+                        Ok(out) => {
+                            prop_assert_eq!(
+                                out.replaced.map(|v| v.0), resident.insert(k, value)
+                            );
+                            for (ek, ev) in out.evicted {
+                                prop_assert_eq!(resident.remove(&ek), Some(ev.0));
+                            }
+                        }
+                        Err(r) => {
+                            prop_assert!(w > capacity / shards as u64);
+                            prop_assert_eq!(r.removed.map(|v| v.0), resident.remove(&k));
+                        }
+                    }
+                }
+                Op::Remove(k) => {
+                    prop_assert_eq!(cache.remove(&k).map(|e| e.1.0), resident.remove(&k));
+                }
+            }
+            cache.validate();
+            prop_assert!(cache.weight() <= capacity);
+            prop_assert_eq!(cache.len(), resident.len());
+            for k in 0..40u8 {
+                prop_assert_eq!(cache.peek(&k).map(|v| v.0), resident.get(&k).copied());
+            }
+        }
+    }
+}
+
+#[test]
+fn replacing_with_an_oversized_value_removes_the_old_one() {
+    let cache = build(10, 1);
+    let _ = cache.insert(1, ((1, 0), 4)).expect("fits");
+    let rejected = cache.insert(1, ((1, 1), 11)).expect_err("too heavy");
+    assert_eq!(rejected.removed.map(|v| v.0), Some((1, 0)));
+    assert_eq!(rejected.weight, 11);
+    assert!(cache.get(&1).is_none(), "the stale value must not be served");
+    assert_eq!(cache.stats().rejections, 1);
+    cache.validate();
+}
+
+#[test]
+fn options_refuse_degenerate_shapes() {
+    use cache_l1::OptionsError;
+    let err = |o: Options| o.build::<u8, u8, _>(cache_l1::UnitWeigher).map(|_| ()).unwrap_err();
+    assert_eq!(err(Options::new(0)), OptionsError::ZeroCapacity);
+    assert_eq!(err(Options::new(8).shards(0)), OptionsError::ZeroShards);
+    assert_eq!(
+        err(Options::new(3).shards(4)),
+        OptionsError::CapacityBelowShards { capacity: 3, shards: 4 }
+    );
+    // Without an explicit count the default shrinks to fit a tiny capacity.
+    let tiny = Options::new(1).build::<u8, u8, _>(cache_l1::UnitWeigher).expect("valid");
+    assert_eq!(tiny.shard_count(), 1);
+}
+
+#[test]
+fn concurrent_readers_and_writers_keep_the_invariants() {
+    let cache = build(64, 4);
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..5_000u32 {
+                    let k = ((i.wrapping_mul(2_654_435_761) >> 7) % 97) as u8;
+                    match (i + u32::from(t)) % 4 {
+                        0 => {
+                            let _ = cache.insert(k, ((k, i), u64::from(i % 5 + 1)));
+                        }
+                        1 => {
+                            cache.remove(&k);
+                        }
+                        _ => {
+                            if let Some(((key, _), _)) = cache.get(&k) {
+                                assert_eq!(key, k, "a lookup returned another key's value");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    cache.validate();
+    assert!(cache.weight() <= 64);
+}
