@@ -98,6 +98,7 @@ impl Options {
     /// Number of shards, each with its own lock, queue and `capacity / shards` of the budget
     /// (the remainder goes to the first shards). With 1 shard the cache is exactly SIEVE as in
     /// the paper. Default: [`Options::default_shards`], reduced to `capacity` if that is smaller.
+    #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -146,7 +147,10 @@ impl Options {
         let shards = match self.shards {
             Some(0) => return Err(OptionsError::ZeroShards),
             Some(n) if u64::try_from(n).map_or(true, |n| n > capacity) => {
-                return Err(OptionsError::CapacityBelowShards { capacity, shards: n });
+                return Err(OptionsError::CapacityBelowShards {
+                    capacity,
+                    shards: n,
+                });
             }
             Some(n) => n,
             None => Self::default_shards().min(usize::try_from(capacity).unwrap_or(usize::MAX)),
@@ -172,11 +176,14 @@ impl Options {
     }
 }
 
+/// A shard behind its lock, alone on its cache lines.
+type ShardSlot<K, V> = CachePadded<RwLock<Shard<K, V>>>;
+
 /// A sharded, concurrent SIEVE cache holding resident weights to a capacity.
 ///
 /// See the [crate documentation](crate) for the algorithm and the guarantees.
 pub struct ShardedSieve<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
-    shards: Box<[CachePadded<RwLock<Shard<K, V>>>]>,
+    shards: Box<[ShardSlot<K, V>]>,
     hash_builder: S,
     weigher: W,
     capacity: u64,
@@ -208,8 +215,7 @@ where
         // and the top 7 for its tag), scaled onto 0..len without a division.
         let n = self.shards.len() as u64;
         let i = ((hash >> 32) * n) >> 32;
-        #[expect(clippy::cast_possible_truncation, reason = "i < shards.len(), a usize")]
-        &self.shards[i as usize]
+        &self.shards[usize::try_from(i).unwrap_or(0)]
     }
 
     /// Returns a clone of the value of `key` and marks it visited.
@@ -263,7 +269,10 @@ where
     pub fn insert(&self, key: K, value: V) -> Result<InsertOutcome<K, V>, Rejected<K, V>> {
         let hash = self.hash_builder.hash_one(&key);
         let weight = self.weigher.weight(&key, &value).max(1);
-        let result = self.shard_for(hash).write().insert(hash, key, value, weight);
+        let result = self
+            .shard_for(hash)
+            .write()
+            .insert(hash, key, value, weight);
         match &result {
             Ok(outcome) => {
                 self.insertions.incr();

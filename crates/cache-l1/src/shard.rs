@@ -124,8 +124,7 @@ impl<K: Eq, V> Shard<K, V> {
             weight,
         });
         let queue = &self.queue;
-        self.table
-            .insert_unique(hash, idx, |&i| queue.get(i).hash);
+        self.table.insert_unique(hash, idx, |&i| queue.get(i).hash);
         self.weight += weight;
         Ok(InsertOutcome { replaced, evicted })
     }
@@ -180,10 +179,18 @@ impl<K: Eq, V> Shard<K, V> {
         K: Hash,
     {
         self.queue.validate();
-        assert_eq!(self.table.len(), self.queue.len(), "index and queue lengths differ");
+        assert_eq!(
+            self.table.len(),
+            self.queue.len(),
+            "index and queue lengths differ"
+        );
         let mut weight = 0u64;
         for (idx, entry) in self.queue.iter_oldest_first() {
-            assert_eq!(entry.hash, hasher.hash_one(&entry.key), "stale hash at {idx}");
+            assert_eq!(
+                entry.hash,
+                hasher.hash_one(&entry.key),
+                "stale hash at {idx}"
+            );
             assert!(entry.weight >= 1, "entry {idx} weighs 0");
             assert_eq!(
                 self.table.find(entry.hash, |&i| i == idx),
@@ -197,7 +204,10 @@ impl<K: Eq, V> Shard<K, V> {
             );
             weight += entry.weight;
         }
-        assert_eq!(weight, self.weight, "weight counter differs from the sum of weights");
+        assert_eq!(
+            weight, self.weight,
+            "weight counter differs from the sum of weights"
+        );
         assert!(
             self.weight <= self.capacity,
             "weight {} is above capacity {}",

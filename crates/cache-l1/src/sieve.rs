@@ -135,14 +135,22 @@ impl<T> SieveQueue<T> {
         if self.tail == NIL {
             return None;
         }
-        let mut cur = if self.hand == NIL { self.tail } else { self.hand };
+        let mut cur = if self.hand == NIL {
+            self.tail
+        } else {
+            self.hand
+        };
         loop {
             let node = self.node(cur);
             if !node.visited.load(Ordering::Relaxed) {
                 break;
             }
             node.visited.store(false, Ordering::Relaxed);
-            cur = if node.newer == NIL { self.tail } else { node.newer };
+            cur = if node.newer == NIL {
+                self.tail
+            } else {
+                node.newer
+            };
         }
         self.hand = cur;
         Some(cur)
@@ -199,8 +207,15 @@ impl<T> SieveQueue<T> {
             prev = cur;
             cur = node.newer;
         }
-        assert_eq!(prev, self.head, "walking from the tail does not end at the head");
-        assert_eq!(count, self.nodes.len(), "queue length differs from the slab's");
+        assert_eq!(
+            prev, self.head,
+            "walking from the tail does not end at the head"
+        );
+        assert_eq!(
+            count,
+            self.nodes.len(),
+            "queue length differs from the slab's"
+        );
         assert!(
             self.hand == NIL || self.nodes.contains(self.hand as usize),
             "hand {} is not a live node",
@@ -271,7 +286,11 @@ mod tests {
         q.remove(idx[1]);
         assert_eq!(q.hand(), Some(idx[2]));
         q.remove(idx[2]);
-        assert_eq!(q.hand(), None, "hand past the head starts again at the tail");
+        assert_eq!(
+            q.hand(),
+            None,
+            "hand past the head starts again at the tail"
+        );
         q.validate();
     }
 }

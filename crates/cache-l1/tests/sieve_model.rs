@@ -14,6 +14,10 @@ use proptest::prelude::*;
 /// Key, then weight; the value is `(key, serial)` so stale values are detectable.
 type Value = (u8, u32);
 
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "weighers take references"
+)]
 fn weigh(_k: &u8, v: &(Value, u64)) -> u64 {
     v.1
 }
@@ -201,7 +205,10 @@ fn replacing_with_an_oversized_value_removes_the_old_one() {
     let rejected = cache.insert(1, ((1, 1), 11)).expect_err("too heavy");
     assert_eq!(rejected.removed.map(|v| v.0), Some((1, 0)));
     assert_eq!(rejected.weight, 11);
-    assert!(cache.get(&1).is_none(), "the stale value must not be served");
+    assert!(
+        cache.get(&1).is_none(),
+        "the stale value must not be served"
+    );
     assert_eq!(cache.stats().rejections, 1);
     cache.validate();
 }
@@ -209,15 +216,24 @@ fn replacing_with_an_oversized_value_removes_the_old_one() {
 #[test]
 fn options_refuse_degenerate_shapes() {
     use cache_l1::OptionsError;
-    let err = |o: Options| o.build::<u8, u8, _>(cache_l1::UnitWeigher).map(|_| ()).unwrap_err();
+    let err = |o: Options| {
+        o.build::<u8, u8, _>(cache_l1::UnitWeigher)
+            .map(|_| ())
+            .unwrap_err()
+    };
     assert_eq!(err(Options::new(0)), OptionsError::ZeroCapacity);
     assert_eq!(err(Options::new(8).shards(0)), OptionsError::ZeroShards);
     assert_eq!(
         err(Options::new(3).shards(4)),
-        OptionsError::CapacityBelowShards { capacity: 3, shards: 4 }
+        OptionsError::CapacityBelowShards {
+            capacity: 3,
+            shards: 4
+        }
     );
     // Without an explicit count the default shrinks to fit a tiny capacity.
-    let tiny = Options::new(1).build::<u8, u8, _>(cache_l1::UnitWeigher).expect("valid");
+    let tiny = Options::new(1)
+        .build::<u8, u8, _>(cache_l1::UnitWeigher)
+        .expect("valid");
     assert_eq!(tiny.shard_count(), 1);
 }
 

@@ -1,0 +1,123 @@
+//! zstd compression of record payloads, and its gates.
+
+use serde::{Deserialize, Serialize};
+
+/// When and how hard to compress values.
+///
+/// A value is stored compressed only if compression is enabled, the value is at least
+/// `min_bytes` long, and the compressed form is at most `max_ratio` of the original; otherwise it
+/// is stored raw. Decompression never allocates more than the recorded original length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompressionOptions {
+    /// Whether to try compressing values at all. Default: `true`.
+    pub enabled: bool,
+    /// zstd level, 1 (fastest) to 22 (smallest). Default: 3.
+    pub level: i32,
+    /// Values shorter than this many bytes are stored raw. Default: 1024.
+    pub min_bytes: u64,
+    /// Keep the compressed form only if `compressed / original` is at most this (0 < r ≤ 1).
+    /// Default: 0.9 (it must save at least 10%).
+    pub max_ratio: f64,
+}
+
+impl Default for CompressionOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            level: 3,
+            min_bytes: 1024,
+            max_ratio: 0.9,
+        }
+    }
+}
+
+impl CompressionOptions {
+    /// Checks the options.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::L2Error::InvalidOption`] naming the bad field.
+    pub fn validate(&self) -> crate::Result<()> {
+        let range = zstd::compression_level_range();
+        if !range.contains(&self.level) {
+            return Err(crate::L2Error::InvalidOption {
+                field: "l2.compression.level",
+                reason: format!(
+                    "{} is outside zstd's range {}..={}",
+                    self.level,
+                    range.start(),
+                    range.end()
+                ),
+            });
+        }
+        if !(self.max_ratio > 0.0 && self.max_ratio <= 1.0) {
+            return Err(crate::L2Error::InvalidOption {
+                field: "l2.compression.max_ratio",
+                reason: format!("{} is not in (0, 1]", self.max_ratio),
+            });
+        }
+        Ok(())
+    }
+
+    /// The compressed form of `value`, or `None` if it should be stored raw.
+    pub(crate) fn compress(&self, value: &[u8]) -> Option<Vec<u8>> {
+        if !self.enabled || (value.len() as u64) < self.min_bytes {
+            return None;
+        }
+        let out = zstd::bulk::compress(value, self.level).ok()?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a ratio; precision loss is harmless"
+        )]
+        let ratio = out.len() as f64 / value.len() as f64;
+        (ratio <= self.max_ratio).then_some(out)
+    }
+}
+
+/// Decompresses `payload`, which must expand to exactly `original_len` bytes. Returns `None` if
+/// it is not valid zstd or expands to any other length; never allocates more than
+/// `original_len` bytes.
+pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>> {
+    let out = zstd::bulk::decompress(payload, original_len).ok()?;
+    (out.len() == original_len).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_small_and_incompressible_values() {
+        let opts = CompressionOptions::default();
+        assert!(opts.compress(&[b'a'; 100]).is_none(), "below min_bytes");
+        let text = b"the quick brown fox ".repeat(200);
+        let packed = opts.compress(&text).expect("compressible");
+        assert!(packed.len() < text.len() / 4);
+        assert_eq!(decompress(&packed, text.len()).as_deref(), Some(&text[..]));
+        // Pseudo-random bytes do not pass the ratio gate.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        assert!(opts.compress(&noise).is_none());
+    }
+
+    #[test]
+    fn decompression_is_bounded_by_the_recorded_length() {
+        // A "bomb": 64 MiB of zeros compresses to a few KiB.
+        let zeros = vec![0u8; 64 << 20];
+        let bomb = zstd::bulk::compress(&zeros, 3).expect("compress");
+        assert!(bomb.len() < 64 << 10);
+        assert!(
+            decompress(&bomb, 1024).is_none(),
+            "a lying length is refused"
+        );
+        assert!(decompress(b"not zstd at all", 100).is_none());
+    }
+}

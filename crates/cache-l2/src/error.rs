@@ -1,0 +1,95 @@
+//! Errors of the L2 tier.
+
+use std::path::PathBuf;
+
+/// An L2 operation failed. Nothing was written by the failing call; data already acknowledged
+/// is unaffected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum L2Error {
+    /// The store file is open already, by this process or another one (redb holds a file lock).
+    #[error("the L2 store {path} is already open by this or another process")]
+    AlreadyOpen {
+        /// The store's path.
+        path: PathBuf,
+    },
+    /// The file is a database but not a cache-l2 store (or a store of an unknown format). It was
+    /// not modified.
+    #[error("{path} is not a cache-l2 store: {reason}; refusing to open it (it was not modified)")]
+    Foreign {
+        /// The file's path.
+        path: PathBuf,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The file is not a readable database (truncated, overwritten, or not a redb file). It was
+    /// not modified.
+    #[error(
+        "{path} is corrupt or not a database: {reason}; refusing to open it (it was not modified)"
+    )]
+    Corrupt {
+        /// The file's path.
+        path: PathBuf,
+        /// What redb reported.
+        reason: String,
+    },
+    /// A record's namespace or key is longer than the format allows.
+    #[error("{what} of {len} bytes exceeds the L2 limit of {max} bytes")]
+    KeyTooLong {
+        /// `"namespace"` or `"key"`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The record alone is larger than the store's budget (or the format's value limit), so no
+    /// amount of eviction can make room for it.
+    #[error("record of {size} bytes exceeds the L2 limit of {max} bytes")]
+    TooLarge {
+        /// The record's accounted size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// The options are invalid.
+    #[error("invalid L2 option `{field}`: {reason}")]
+    InvalidOption {
+        /// The option's name, as in the config file.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// An I/O error on the store's file.
+    #[error("I/O error on the L2 store {path}: {source}")]
+    Io {
+        /// The store's path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// redb failed (I/O error, corruption found while reading, or a commit that did not happen).
+    #[error("L2 storage error: {0}")]
+    Storage(#[from] redb::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for L2Error {
+            fn from(e: $t) -> Self {
+                Self::Storage(e.into())
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = L2Error> = std::result::Result<T, E>;

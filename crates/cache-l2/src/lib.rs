@@ -1,0 +1,47 @@
+//! `cache-l2`: the durable tier, a checksummed record store on [redb].
+//!
+//! A [`Store`] maps `(namespace, key)` to a value inside one redb file. Each record carries a
+//! versioned little-endian header (format version, flags, lengths, insertion sequence number)
+//! and a blake3 checksum over the namespace, key, header and payload (see [`record`] and
+//! `docs/l2-format.md`). Values may be zstd-compressed ([`CompressionOptions`]).
+//!
+//! Guarantees:
+//!
+//! - **Never wrong bytes.** A record that fails verification is a miss, counted in
+//!   [`L2Stats::corrupt_records`] and deleted. Decompression never allocates more than the
+//!   recorded (checksummed) original length.
+//! - **Within budget.** Live bytes stay within [`L2Options::max_bytes`]; a put that needs room
+//!   evicts the oldest records (FIFO).
+//! - **Durable where it matters.** Overwrites and deletes are durable when they return; fresh
+//!   inserts may ride a non-durable commit that a crash can take back (a miss afterwards, never
+//!   an older or foreign value). Closing the store makes everything durable.
+//! - **Foreign files are refused, not overwritten**, and a file open elsewhere is refused with
+//!   [`L2Error::AlreadyOpen`].
+//!
+//! ```
+//! use cache_l2::{L2Options, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(&L2Options::new(dir.path().join("l2.redb")))?;
+//! store.put("users", b"42", b"{\"name\":\"Ada\"}")?;
+//! assert_eq!(store.get("users", b"42")?.as_deref(), Some(&b"{\"name\":\"Ada\"}"[..]));
+//! assert!(store.delete("users", b"42")?);
+//! assert_eq!(store.get("users", b"42")?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
+mod compress;
+mod error;
+mod evict;
+mod options;
+pub mod record;
+mod schema;
+mod store;
+
+pub use compress::CompressionOptions;
+pub use error::{L2Error, Result};
+pub use options::{L2Options, MIN_MAX_BYTES};
+pub use store::{L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store};

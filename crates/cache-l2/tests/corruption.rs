@@ -1,0 +1,109 @@
+//! Guards the integrity promises: a record whose bytes changed on disk is a miss (counted and
+//! deleted), never data; a file that is not a cache-l2 store is refused and left untouched; a
+//! store cannot be opened twice.
+
+use cache_l2::{L2Error, L2Options, Store};
+
+fn options(dir: &tempfile::TempDir) -> L2Options {
+    let mut o = L2Options::new(dir.path().join("l2.redb"));
+    o.compression.enabled = false;
+    o
+}
+
+/// A 4 KiB pattern that occurs nowhere else in the file.
+fn pattern() -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+#[test]
+fn a_flipped_payload_byte_on_disk_is_a_counted_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = pattern();
+    {
+        let store = Store::open(&options(&dir)).unwrap();
+        store.put("ns", b"victim", &value).unwrap();
+        store.put("ns", b"bystander", b"still fine").unwrap();
+    }
+    let path = dir.path().join("l2.redb");
+    let mut file = std::fs::read(&path).unwrap();
+    let mut flipped = 0;
+    let mut at = 0;
+    while let Some(pos) = file[at..].windows(value.len()).position(|w| w == value) {
+        let hit = at + pos;
+        file[hit + 1000] ^= 0x01;
+        flipped += 1;
+        at = hit + value.len();
+    }
+    assert!(
+        flipped >= 1,
+        "the payload is stored verbatim somewhere in the file"
+    );
+    std::fs::write(&path, &file).unwrap();
+
+    let store = Store::open(&options(&dir)).unwrap();
+    assert_eq!(
+        store.get("ns", b"victim").unwrap(),
+        None,
+        "never the flipped bytes"
+    );
+    let stats = store.stats();
+    assert_eq!((stats.corrupt_records, stats.misses), (1, 1));
+    // The corrupt record was deleted: the next get is a plain miss.
+    assert_eq!(store.get("ns", b"victim").unwrap(), None);
+    assert_eq!(store.stats().corrupt_records, 1);
+    assert_eq!(
+        store.get("ns", b"bystander").unwrap().as_deref(),
+        Some(&b"still fine"[..])
+    );
+    store.validate().unwrap();
+}
+
+#[test]
+fn a_foreign_redb_file_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("accounts");
+        txn.open_table(def).unwrap().insert("alice", 100).unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::Foreign { .. }), "{err}");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the file was modified"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2.redb");
+    let junk = b"this is somebody's notes file, not a database\n".repeat(200);
+    std::fs::write(&path, &junk).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::Corrupt { .. }), "{err}");
+    assert!(
+        std::fs::read(&path).unwrap() == junk,
+        "the file was modified"
+    );
+}
+
+#[test]
+fn a_second_open_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(&options(&dir)).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::AlreadyOpen { .. }), "{err}");
+}
