@@ -1,0 +1,193 @@
+//! The engine's one config struct, loadable from TOML.
+
+use std::path::Path;
+
+use bytesize::ByteSize;
+use cache_l2::L2Options;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Everything a [`crate::TieredCache`] is built from. Every field has a default; unknown fields
+/// are an error, so a typo does not silently fall back to a default.
+///
+/// ```
+/// use cache_core::Config;
+///
+/// let config = Config::from_toml_str(r#"
+///     [l1]
+///     max_bytes = "256MiB"
+///     shards = 16
+///
+///     [l2]
+///     path = "/var/cache/app/l2.redb"
+///     max_bytes = "8GiB"
+///     compression = { enabled = true, level = 3, min_bytes = 1024 }
+/// "#)?;
+/// assert_eq!(config.l1.shards, Some(16));
+/// assert_eq!(config.l2.unwrap().max_bytes.as_u64(), 8 << 30);
+/// # Ok::<(), cache_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The in-memory tier.
+    pub l1: L1Config,
+    /// The durable tier; `None` (no `[l2]` table) runs L1 alone. Default: `None`.
+    pub l2: Option<L2Options>,
+}
+
+/// The in-memory tier: a sharded SIEVE cache with a byte budget (or an entry count).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct L1Config {
+    /// Byte budget: the sum over resident entries of namespace + key + value length + a fixed
+    /// per-entry overhead ([`crate::L1_ENTRY_OVERHEAD`] bytes). Accepts `"64MiB"`-style strings.
+    /// Default: 64 MiB (when `max_entries` is not set either).
+    pub max_bytes: Option<ByteSize>,
+    /// Entry budget instead of a byte budget: every entry weighs 1. Excludes `max_bytes`.
+    /// Default: unset.
+    pub max_entries: Option<u64>,
+    /// Number of shards, each with its own lock and SIEVE queue over `1/shards` of the budget;
+    /// 1 gives exactly the paper's SIEVE. Default: 4 per core, rounded up to a power of two.
+    pub shards: Option<usize>,
+}
+
+/// The default L1 byte budget: 64 MiB.
+pub const DEFAULT_L1_MAX_BYTES: u64 = 64 << 20;
+
+/// What the L1 budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L1Capacity {
+    /// Bytes: entries weigh namespace + key + value + [`crate::L1_ENTRY_OVERHEAD`].
+    Bytes(u64),
+    /// Entries: every entry weighs 1.
+    Entries(u64),
+}
+
+impl L1Config {
+    /// The budget this config asks for.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Conflict`] if both `max_bytes` and `max_entries` are set.
+    pub fn capacity(&self) -> Result<L1Capacity, ConfigError> {
+        match (self.max_bytes, self.max_entries) {
+            (Some(_), Some(_)) => Err(ConfigError::Conflict {
+                first: "l1.max_bytes",
+                second: "l1.max_entries",
+            }),
+            (None, Some(n)) => Ok(L1Capacity::Entries(n)),
+            (Some(b), None) => Ok(L1Capacity::Bytes(b.as_u64())),
+            (None, None) => Ok(L1Capacity::Bytes(DEFAULT_L1_MAX_BYTES)),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document and validates it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] for malformed TOML or unknown fields; otherwise as
+    /// [`Config::validate`].
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] if the file cannot be read; otherwise as [`Config::from_toml_str`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let units = match self.l1.capacity()? {
+            L1Capacity::Bytes(0) => {
+                return Err(ConfigError::Invalid {
+                    field: "l1.max_bytes",
+                    reason: "must be above 0".into(),
+                });
+            }
+            L1Capacity::Entries(0) => {
+                return Err(ConfigError::Invalid {
+                    field: "l1.max_entries",
+                    reason: "must be above 0".into(),
+                });
+            }
+            L1Capacity::Bytes(n) | L1Capacity::Entries(n) => n,
+        };
+        match self.l1.shards {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    field: "l1.shards",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Some(n) if n as u64 > units => {
+                return Err(ConfigError::Invalid {
+                    field: "l1.shards",
+                    reason: format!("{n} shards cannot split a budget of {units}"),
+                });
+            }
+            _ => {}
+        }
+        if let Some(l2) = &self.l2 {
+            l2.validate().map_err(ConfigError::L2)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_64_mib_l1_and_no_l2() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.l1.capacity().unwrap(), L1Capacity::Bytes(64 << 20));
+        assert!(c.l2.is_none());
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let cases = [
+            (
+                "[l1]\nmax_bytes = \"1MiB\"\nmax_entries = 10",
+                "l1.max_entries",
+            ),
+            ("[l1]\nshards = 0", "l1.shards"),
+            ("[l1]\nmax_entries = 4\nshards = 8", "l1.shards"),
+            ("[l1]\nmax_entries = 0", "l1.max_entries"),
+            ("[l2]\nmax_bytes = \"1GiB\"", "l2.path"),
+            (
+                "[l2]\npath = \"x\"\ncompression = { level = 40 }",
+                "l2.compression.level",
+            ),
+            ("[l1]\nmax_byte = 5", "max_byte"),
+        ];
+        for (text, field) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(
+                err.contains(field),
+                "{text:?} gave {err:?}, which does not name {field}"
+            );
+        }
+    }
+}

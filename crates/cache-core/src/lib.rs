@@ -1,0 +1,41 @@
+//! `cache-core`: the tiered cache engine a server embeds.
+//!
+//! A [`TieredCache`] puts a sharded in-memory SIEVE cache (L1, [`cache_l1`]) in front of a
+//! durable, checksummed redb store (L2, [`cache_l2`]), and is built from one [`Config`] (loadable
+//! from TOML). Keys are `(namespace, key)` pairs: a UTF-8 namespace and arbitrary key bytes;
+//! values are [`bytes::Bytes`], returned without copying on an L1 hit.
+//!
+//! | operation | L1 | L2 |
+//! |---|---|---|
+//! | `put` | insert (evicting by SIEVE) | write (durable for overwrites) |
+//! | `get` | lookup under a shared lock | on an L1 miss: read, verify, promote into L1 |
+//! | `invalidate_key` | remove | delete (durable) |
+//!
+//! See `docs/architecture.md` for the data flow and the invariants.
+//!
+//! ```
+//! use cache_core::{Config, TieredCache};
+//!
+//! // L1 alone, 1,000 entries, exactly the paper's SIEVE (one shard).
+//! let config = Config::from_toml_str("[l1]\nmax_entries = 1000\nshards = 1")?;
+//! let cache = TieredCache::open(&config)?;
+//! cache.put("ns", b"k", "v")?;
+//! assert_eq!(cache.get("ns", b"k")?.as_deref(), Some(&b"v"[..]));
+//! assert_eq!(cache.stats().l1_hits, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod cache;
+mod config;
+mod error;
+mod key;
+mod stats;
+
+pub use cache::{L1_ENTRY_OVERHEAD, TieredCache};
+pub use cache_l1::L1Stats;
+pub use cache_l2::{CompressionOptions, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN};
+pub use config::{Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config};
+pub use error::{ConfigError, Error};
+pub use stats::CacheStats;
