@@ -15,6 +15,33 @@ use crate::stats::{CacheStats, Counters};
 /// overhead for the key's allocation.
 pub const L1_ENTRY_OVERHEAD: u64 = 128;
 
+/// The tier that served a [`Hit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// The in-memory tier.
+    L1,
+    /// The durable tier (the value has been promoted into L1 since).
+    L2,
+}
+
+/// A value found by [`TieredCache::get`]. Dereferences to the value's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hit {
+    /// The value. On an L1 hit this shares the cached buffer (no copy).
+    pub value: Bytes,
+    /// The tier that served it.
+    pub tier: Tier,
+}
+
+impl std::ops::Deref for Hit {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.value
+    }
+}
+
 /// Weighs L1 entries in the unit of the configured budget.
 #[derive(Debug, Clone, Copy)]
 enum L1Weigher {
@@ -101,10 +128,13 @@ impl TieredCache {
     ///
     /// [`Error::KeyTooLong`] for keys no put could have stored; [`Error::L2`] if reading L2
     /// fails.
-    pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Bytes>, Error> {
+    pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Hit>, Error> {
         check_key(namespace, key)?;
         if let Some(value) = self.l1.get(&KeyRef { namespace, key }) {
-            return Ok(Some(value));
+            return Ok(Some(Hit {
+                value,
+                tier: Tier::L1,
+            }));
         }
         let Some(l2) = &self.l2 else {
             self.counters.misses.incr();
@@ -116,7 +146,10 @@ impl TieredCache {
         };
         self.counters.l2_hits.incr();
         self.promote(namespace, key, value.clone());
-        Ok(Some(value))
+        Ok(Some(Hit {
+            value,
+            tier: Tier::L2,
+        }))
     }
 
     /// Stores `value` under `key` in `namespace`: durably in L2 (when there is one), then in L1.

@@ -33,9 +33,16 @@ mod error;
 mod key;
 mod stats;
 
-pub use cache::{L1_ENTRY_OVERHEAD, TieredCache};
+pub use cache::{Hit, L1_ENTRY_OVERHEAD, Tier, TieredCache};
 pub use cache_l1::L1Stats;
-pub use cache_l2::{CompressionOptions, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN};
+pub use cache_l2::{
+    CompressionOptions, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
+};
 pub use config::{Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config};
 pub use error::{ConfigError, Error};
 pub use stats::CacheStats;
+
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

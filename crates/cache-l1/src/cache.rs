@@ -338,6 +338,7 @@ where
             len,
             weight,
             capacity: self.capacity,
+            shards: self.shards.len(),
         }
     }
 

@@ -92,6 +92,8 @@ pub struct L1Stats {
     pub weight: u64,
     /// The capacity the weights are held to.
     pub capacity: u64,
+    /// The number of shards the capacity is split over.
+    pub shards: usize,
 }
 
 #[cfg(test)]

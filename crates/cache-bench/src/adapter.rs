@@ -1,0 +1,240 @@
+//! One adapter trait for every cache under test, and the adapters.
+
+use bytes::Bytes;
+use cache_core::{Error as CoreError, L1_ENTRY_OVERHEAD, L2Options, Tier, TieredCache};
+use rand::{RngExt, SeedableRng};
+
+/// The namespace trace keys live in.
+pub const NAMESPACE: &str = "trace";
+/// Bytes of a trace key as the tiered cache stores it (a `u64`, little-endian).
+const KEY_LEN: u64 = 8;
+
+/// What serving one request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served from the in-memory tier (the only tier of single-tier caches).
+    L1Hit,
+    /// Served from the durable tier.
+    L2Hit,
+    /// Served by neither; the value was then inserted.
+    Miss,
+    /// A miss whose value the cache refused to store (larger than a tier's budget).
+    Uncacheable,
+}
+
+/// A cache under test, driven the way a read-through cache is used: look the key up, and on a
+/// miss insert the value.
+pub trait Target: Send + Sync {
+    /// A short name for reports (`tiered`, `moka`).
+    fn name(&self) -> &'static str;
+
+    /// Serves one request for `key` whose value is `size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// If the cache fails, or returns bytes other than the ones stored for `key`.
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome>;
+
+    /// `(in use, capacity)` of the in-memory tier, in its budget's unit, if the target can tell.
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        None
+    }
+}
+
+/// The bytes each key's value is made of: slices of one shared buffer of random bytes, at an
+/// offset derived from the key, so values cost no allocation, do not compress, and can be
+/// checked on every hit.
+#[derive(Debug, Clone)]
+pub struct Values {
+    buf: Bytes,
+}
+
+impl Values {
+    /// A source whose values are slices of `len` random bytes (seeded). Values longer than
+    /// `len` are built on demand.
+    pub fn new(len: usize, seed: u64) -> Self {
+        let mut buf = vec![0u8; len];
+        rand::rngs::StdRng::seed_from_u64(seed).fill(&mut buf[..]);
+        Self { buf: buf.into() }
+    }
+
+    fn offset(&self, key: u64, size: usize) -> usize {
+        let room = self.buf.len() - size + 1;
+        // A multiplicative hash spreads neighbouring keys over the buffer.
+        let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+        usize::try_from(h % room as u64).unwrap_or(0)
+    }
+
+    /// The value of `key` at `size` bytes.
+    pub fn value(&self, key: u64, size: u32) -> Bytes {
+        let size = size as usize;
+        if size <= self.buf.len() {
+            let at = self.offset(key, size);
+            self.buf.slice(at..at + size)
+        } else {
+            // Longer than the buffer: the buffer repeated, starting at the key's offset.
+            let start = self.offset(key, 1);
+            let mut v = Vec::with_capacity(size);
+            v.extend_from_slice(&self.buf[start..]);
+            while v.len() < size {
+                let take = (size - v.len()).min(self.buf.len());
+                v.extend_from_slice(&self.buf[..take]);
+            }
+            v.truncate(size);
+            v.into()
+        }
+    }
+
+    /// Whether `got` is exactly what [`Values::value`] gives for `key` at `got`'s length.
+    pub fn check(&self, key: u64, got: &[u8]) -> bool {
+        let expected = self.value(key, u32::try_from(got.len()).unwrap_or(u32::MAX));
+        expected[..] == got[..]
+    }
+}
+
+fn wrong_bytes(target: &str, key: u64) -> anyhow::Error {
+    anyhow::anyhow!("{target} returned wrong bytes for key {key}")
+}
+
+/// Our tiered cache (L1, and L2 unless disabled).
+pub struct TieredTarget {
+    cache: TieredCache,
+    values: Values,
+}
+
+impl std::fmt::Debug for TieredTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredTarget")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TieredTarget {
+    /// Wraps `cache`; values come from `values`.
+    pub fn new(cache: TieredCache, values: Values) -> Self {
+        Self { cache, values }
+    }
+
+    /// The cache, for its stats.
+    pub fn cache(&self) -> &TieredCache {
+        &self.cache
+    }
+}
+
+impl Target for TieredTarget {
+    fn name(&self) -> &'static str {
+        "tiered"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        let k = key.to_le_bytes();
+        if let Some(hit) = self.cache.get(NAMESPACE, &k)? {
+            anyhow::ensure!(
+                self.values.check(key, &hit.value),
+                wrong_bytes("tiered", key)
+            );
+            return Ok(match hit.tier {
+                Tier::L1 => Outcome::L1Hit,
+                Tier::L2 => Outcome::L2Hit,
+            });
+        }
+        match self.cache.put(NAMESPACE, &k, self.values.value(key, size)) {
+            Ok(()) => Ok(Outcome::Miss),
+            Err(CoreError::L2(cache_l2_error)) if is_too_large(&cache_l2_error) => {
+                Ok(Outcome::Uncacheable)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        let s = self.cache.stats().l1;
+        Some((s.weight, s.capacity))
+    }
+}
+
+fn is_too_large(e: &cache_core::L2Error) -> bool {
+    matches!(e, cache_core::L2Error::TooLarge { .. })
+}
+
+/// `moka::sync::Cache` with the same budget and weigher as our L1.
+pub struct MokaTarget {
+    cache: moka::sync::Cache<u64, Bytes>,
+    values: Values,
+}
+
+impl std::fmt::Debug for MokaTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MokaTarget").finish_non_exhaustive()
+    }
+}
+
+impl MokaTarget {
+    /// A moka cache of `capacity` entries (`by_bytes == false`) or bytes, weighing entries as
+    /// our L1 does: namespace + key + value + [`L1_ENTRY_OVERHEAD`] bytes, or 1.
+    pub fn new(capacity: u64, by_bytes: bool, values: Values) -> Self {
+        let builder = moka::sync::Cache::builder().max_capacity(capacity);
+        let cache = if by_bytes {
+            builder
+                .weigher(|_k: &u64, v: &Bytes| {
+                    let w = NAMESPACE.len() as u64 + KEY_LEN + v.len() as u64 + L1_ENTRY_OVERHEAD;
+                    u32::try_from(w).unwrap_or(u32::MAX)
+                })
+                .build()
+        } else {
+            builder.weigher(|_k: &u64, _v: &Bytes| 1).build()
+        };
+        Self { cache, values }
+    }
+}
+
+impl Target for MokaTarget {
+    fn name(&self) -> &'static str {
+        "moka"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        if let Some(v) = self.cache.get(&key) {
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes("moka", key));
+            return Ok(Outcome::L1Hit);
+        }
+        self.cache.insert(key, self.values.value(key, size));
+        Ok(Outcome::Miss)
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        self.cache.run_pending_tasks();
+        Some((
+            self.cache.weighted_size(),
+            self.cache.policy().max_capacity().unwrap_or(0),
+        ))
+    }
+}
+
+/// Options of an L2 tier for the bench: a budget and a file.
+pub fn l2_options(path: std::path::PathBuf, max_bytes: u64) -> L2Options {
+    let mut o = L2Options::new(path);
+    o.max_bytes = bytesize::ByteSize(max_bytes);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checkable_and_differ_between_keys() {
+        let values = Values::new(4096, 1);
+        for (key, size) in [(1u64, 100u32), (2, 4096), (3, 0), (4, 10_000)] {
+            let v = values.value(key, size);
+            assert_eq!(v.len(), size as usize);
+            assert!(values.check(key, &v));
+        }
+        let a = values.value(1, 100);
+        assert!(!values.check(2, &a), "another key's bytes must not pass");
+        let mut flipped = a.to_vec();
+        flipped[50] ^= 1;
+        assert!(!values.check(1, &flipped));
+    }
+}

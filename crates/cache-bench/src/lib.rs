@@ -1,0 +1,227 @@
+//! `cache-bench`: the load-testing tool for the tiered cache.
+//!
+//! It replays real cache traces ([`trace`]) and synthetic workloads ([`workload`]) through the
+//! tiered cache (L1 + L2) and, in the same run and on the same requests, through peer caches
+//! (moka), and reports hit ratios per tier, byte miss ratio and throughput ([`report`]). Every
+//! cache sits behind one adapter trait ([`adapter::Target`]); the replay loop ([`replay`]) times
+//! only the serving, chunk by chunk, so trace parsing costs no target any time and memory stays
+//! constant.
+//!
+//! The binary's `--help` documents the commands; `docs/benchmarks.md` the method and results.
+
+#![forbid(unsafe_code)]
+
+pub mod adapter;
+pub mod replay;
+pub mod report;
+pub mod trace;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use cache_core::{Config, L1Config, TieredCache};
+
+use crate::adapter::{MokaTarget, Target, TieredTarget, Values};
+use crate::report::{L2Report, Machine, PeerReport, ReplayReport, Setup};
+use crate::trace::{Format, Request, TraceError, TraceReader};
+
+/// The L1 budget of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L1Budget {
+    /// A byte budget; entries weigh namespace + key + value + the fixed overhead.
+    Bytes(u64),
+    /// An entry budget; every entry weighs 1.
+    Entries(u64),
+}
+
+/// A peer cache to run beside ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Peer {
+    /// `moka::sync::Cache` (W-TinyLFU), same budget and weigher as our L1.
+    Moka,
+}
+
+/// How to build the caches of a run.
+#[derive(Debug, Clone)]
+pub struct CacheSpec {
+    /// L1 budget.
+    pub l1: L1Budget,
+    /// L1 shards (default: the engine's).
+    pub shards: Option<usize>,
+    /// L2 budget in bytes; `None` runs L1 alone.
+    pub l2_max_bytes: Option<u64>,
+    /// Directory for the L2 file; default a temporary directory removed afterwards.
+    pub l2_dir: Option<PathBuf>,
+    /// Peers to run beside ours.
+    pub peers: Vec<Peer>,
+}
+
+/// Where requests come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A trace file.
+    Trace {
+        /// The file.
+        path: PathBuf,
+        /// Its format; detected from the name and contents if `None`.
+        format: Option<Format>,
+    },
+    /// A synthetic Zipf workload ([`workload::zipf`]).
+    Zipf {
+        /// Distinct keys.
+        keys: u64,
+        /// Skew.
+        s: f64,
+        /// Requests.
+        requests: u64,
+        /// RNG seed.
+        seed: u64,
+    },
+}
+
+/// One replay run.
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    /// Where requests come from.
+    pub source: Source,
+    /// The caches.
+    pub cache: CacheSpec,
+    /// Size in bytes of requests that carry none (unsized traces), and of every Zipf request.
+    pub value_size: u32,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+/// Length of the shared buffer values are sliced from, in bytes, for sources with sizes (larger
+/// values are built on demand). Sources without sizes use `value_size` + 1 MiB.
+const SIZED_VALUE_BUFFER: usize = 64 << 20;
+
+/// Replays `spec` and returns the report. `progress` gets the number of requests served after
+/// every chunk.
+///
+/// # Errors
+///
+/// Bad options, an unreadable trace, a failing cache, or a cache returning wrong bytes.
+pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<ReplayReport> {
+    let c = &spec.cache;
+    let (l1_unit, l1_capacity, by_bytes) = match c.l1 {
+        L1Budget::Bytes(n) => ("bytes", n, true),
+        L1Budget::Entries(n) => ("entries", n, false),
+    };
+    // Declared before the cache so it is removed after the cache is closed.
+    let mut temp_dir = None;
+    let mut config = Config {
+        l1: L1Config {
+            max_bytes: by_bytes.then_some(bytesize::ByteSize(l1_capacity)),
+            max_entries: (!by_bytes).then_some(l1_capacity),
+            shards: c.shards,
+        },
+        l2: None,
+    };
+    if let Some(max_bytes) = c.l2_max_bytes {
+        let dir = match &c.l2_dir {
+            Some(d) => d.clone(),
+            None => temp_dir.insert(tempfile::tempdir()?).path().to_owned(),
+        };
+        config.l2 = Some(adapter::l2_options(
+            dir.join("cache-bench-l2.redb"),
+            max_bytes,
+        ));
+    }
+    let cache = TieredCache::open(&config).context("opening the tiered cache")?;
+    let (requests, source, format): (Box<dyn Iterator<Item = Result<Request, TraceError>>>, _, _) =
+        match &spec.source {
+            Source::Trace { path, format } => {
+                let reader = TraceReader::open(path, *format)?;
+                let format = reader.format();
+                (Box::new(reader), path.display().to_string(), Some(format))
+            }
+            &Source::Zipf {
+                keys,
+                s,
+                requests,
+                seed,
+            } => (
+                Box::new(workload::zipf(keys, s, requests, spec.value_size, seed)?.map(Ok)),
+                format!(
+                    "zipf(keys={keys}, s={s}, requests={requests}, value_size={}, seed={seed})",
+                    spec.value_size
+                ),
+                None,
+            ),
+        };
+    let sized = match &spec.source {
+        Source::Trace { .. } => format.is_some_and(Format::is_sized),
+        Source::Zipf { .. } => false,
+    };
+    let buffer = if sized {
+        SIZED_VALUE_BUFFER
+    } else {
+        spec.value_size as usize + (1 << 20)
+    };
+    let values = Values::new(buffer, 0x5EED);
+    let ours = TieredTarget::new(cache, values.clone());
+    let peers: Vec<(Peer, MokaTarget)> = c
+        .peers
+        .iter()
+        .map(|&p| match p {
+            Peer::Moka => (p, MokaTarget::new(l1_capacity, by_bytes, values.clone())),
+        })
+        .collect();
+    let mut targets: Vec<&dyn Target> = vec![&ours];
+    targets.extend(peers.iter().map(|(_, t)| t as &dyn Target));
+
+    let tallies = replay::run(requests, spec.value_size, &targets, progress)?;
+    let t = &tallies[0];
+    let stats = ours.cache().stats();
+    let l1_max_in_use = t.l1_max_in_use.unwrap_or(0).max(stats.l1.weight);
+    let report = ReplayReport {
+        command: spec.command.clone(),
+        source,
+        format,
+        machine: Machine::detect(),
+        setup: Setup {
+            l1_unit,
+            l1_capacity,
+            l1_shards: stats.l1.shards,
+            l2_max_bytes: c.l2_max_bytes,
+            default_value_size: spec.value_size,
+        },
+        requests: t.requests,
+        l1_hits: t.l1_hits,
+        l2_hits: t.l2_hits,
+        misses: t.misses,
+        uncacheable: t.uncacheable,
+        l1_hit_ratio: t.l1_hit_ratio(),
+        l2_hit_ratio: t.l2_hit_ratio(),
+        miss_ratio: t.miss_ratio(),
+        byte_miss_ratio: t.byte_miss_ratio(),
+        throughput_rps: t.throughput_rps(),
+        elapsed_s: t.elapsed.as_secs_f64(),
+        l1_max_in_use,
+        l1_within_budget: l1_max_in_use <= l1_capacity,
+        l2: stats.l2.map(|l2| L2Report {
+            live_bytes: l2.live_bytes,
+            max_bytes: l2.max_bytes,
+            file_bytes: l2.file_bytes,
+            insertions: l2.insertions,
+            evictions: l2.evictions,
+            corrupt_records: l2.corrupt_records,
+            compressed_insertions: l2.compressed_insertions,
+        }),
+        peers: peers
+            .iter()
+            .zip(&tallies[1..])
+            .map(|((p, _), t)| (peer_name(*p).to_owned(), PeerReport::from(t)))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    Ok(report)
+}
+
+fn peer_name(p: Peer) -> &'static str {
+    match p {
+        Peer::Moka => "moka",
+    }
+}

@@ -1,0 +1,176 @@
+//! The `cache-bench` command line. See `cache-bench --help`.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use bytesize::ByteSize;
+use cache_bench::trace::Format;
+use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
+use clap::{Args, Parser, Subcommand};
+
+/// Load-testing tool for the tiered L1/L2 cache: replays real traces and synthetic workloads
+/// through it and, in the same run, through moka, and reports hit ratios per tier, byte miss
+/// ratio and throughput.
+///
+/// With no arguments it runs `cache-bench zipf` with its defaults: a Zipf(0.99) workload of
+/// 1,000,000 requests over 100,000 keys of 1 KiB, through a 16 MiB L1 and a 64 MiB L2 in a
+/// temporary directory, with moka beside it.
+#[derive(Debug, Parser)]
+#[command(name = "cache-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay a trace file (ARC .lis, LIRS .trace, text `time id size`, oracleGeneral; plain
+    /// or .zst): a get per request, and an insert on a miss.
+    Replay(ReplayArgs),
+    /// Replay a synthetic Zipf workload (what runs with no arguments).
+    Zipf(ZipfArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The trace file.
+    trace: PathBuf,
+    /// Trace format; default: from the file name (ignoring .zst), and for .trace files from the
+    /// number of fields on the first line.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Value size in bytes for traces that record no sizes (ARC, LIRS).
+    #[arg(long, value_name = "BYTES", default_value_t = 512)]
+    value_size: u32,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+struct ZipfArgs {
+    /// Distinct keys.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Zipf skew (0 = uniform).
+    #[arg(long, default_value_t = 0.99)]
+    s: f64,
+    /// Requests.
+    #[arg(long, default_value_t = 1_000_000)]
+    requests: u64,
+    /// Value size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    value_size: u32,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// L1 byte budget (e.g. 64MiB). Default: 64MiB for `replay`, 16MiB for `zipf`.
+    #[arg(long, value_name = "SIZE", conflicts_with = "l1_entries")]
+    l1: Option<ByteSize>,
+    /// L1 entry budget instead of bytes: every entry weighs 1.
+    #[arg(long, value_name = "N")]
+    l1_entries: Option<u64>,
+    /// L1 shards; 1 is exactly the paper's SIEVE. Default: 4 per core, a power of two.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// L2 byte budget (e.g. 1GiB). Default: 1GiB for `replay`, 64MiB for `zipf`.
+    #[arg(long, value_name = "SIZE", conflicts_with = "no_l2")]
+    l2: Option<ByteSize>,
+    /// Run L1 alone.
+    #[arg(long)]
+    no_l2: bool,
+    /// Directory for the L2 file (reused if present). Default: a temporary directory, removed
+    /// afterwards.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_l2")]
+    l2_dir: Option<PathBuf>,
+    /// Peer caches to run beside ours on the same requests.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
+    peers: Vec<Peer>,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn spec(&self, default_l1: ByteSize, default_l2: ByteSize) -> CacheSpec {
+        CacheSpec {
+            l1: match (self.l1_entries, self.l1) {
+                (Some(n), _) => L1Budget::Entries(n),
+                (None, l1) => L1Budget::Bytes(l1.unwrap_or(default_l1).as_u64()),
+            },
+            shards: self.shards,
+            l2_max_bytes: (!self.no_l2).then(|| self.l2.unwrap_or(default_l2).as_u64()),
+            l2_dir: self.l2_dir.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cache-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        None => Cli::parse_from(["cache-bench", "zipf"])
+            .command
+            .context("the default command")?,
+    };
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let (spec, json) = match command {
+        Command::Replay(a) => (
+            ReplaySpec {
+                source: Source::Trace {
+                    path: a.trace,
+                    format: a.format,
+                },
+                cache: a.cache.spec(ByteSize::mib(64), ByteSize::gib(1)),
+                value_size: a.value_size,
+                command: command_line,
+            },
+            a.cache.json,
+        ),
+        Command::Zipf(a) => (
+            ReplaySpec {
+                source: Source::Zipf {
+                    keys: a.keys,
+                    s: a.s,
+                    requests: a.requests,
+                    seed: a.seed,
+                },
+                cache: a.cache.spec(ByteSize::mib(16), ByteSize::mib(64)),
+                value_size: a.value_size,
+                command: command_line,
+            },
+            a.cache.json,
+        ),
+    };
+    let report = cache_bench::replay(&spec, |_| {})?;
+    print!("{}", report.to_table());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    if !report.l1_within_budget {
+        eprintln!("cache-bench: L1 exceeded its budget");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

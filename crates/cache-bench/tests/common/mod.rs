@@ -1,0 +1,60 @@
+//! Where the shared traces and reference figures are.
+
+use std::path::PathBuf;
+
+/// `$CACHE_TRACES`, or `../shared/traces` beside the repository. Panics with a clear message if
+/// neither exists: these tests must not pass by skipping.
+pub fn traces_dir() -> PathBuf {
+    let dir = std::env::var_os("CACHE_TRACES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("README.md").is_file(),
+        "shared traces not found at {}: put the shared/ folder beside the repository or set \
+         CACHE_TRACES to its traces/ directory",
+        dir.display()
+    );
+    dir
+}
+
+/// The trace file a reference row names.
+pub fn trace_path(name: &str) -> PathBuf {
+    let dir = traces_dir();
+    match name {
+        "OLTP" | "P3" | "P6" => dir.join(format!("arc/{name}.lis.zst")),
+        _ => dir.join(format!("lirs/{name}.trace.zst")),
+    }
+}
+
+/// One row of `reference/miss-ratio-count.csv`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub trace: String,
+    pub size: u64,
+    pub policy: String,
+    pub requests: u64,
+    /// A fraction, not a percentage.
+    pub miss_ratio: f64,
+}
+
+/// Every row of `reference/miss-ratio-count.csv` (beside the traces directory).
+pub fn reference_rows() -> Vec<Row> {
+    let path = traces_dir().join("../reference/miss-ratio-count.csv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Row {
+                trace: f[0].to_owned(),
+                size: f[1].parse().unwrap(),
+                policy: f[2].to_owned(),
+                requests: f[3].parse().unwrap(),
+                miss_ratio: f[4].parse::<f64>().unwrap() / 100.0,
+            }
+        })
+        .collect()
+}

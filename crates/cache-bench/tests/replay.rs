@@ -1,0 +1,181 @@
+//! Guards the replay command end to end: per-tier counts add up, L2 serves what L1 evicted, L1
+//! never holds more bytes than its budget (checked after every request), the JSON report has the
+//! documented fields, and the binary's flags work as the README shows them.
+
+mod common;
+
+use cache_bench::adapter::{Target, TieredTarget, Values};
+use cache_bench::trace::TraceReader;
+use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
+use cache_core::{Config, L1Config, TieredCache};
+
+fn adaptsize() -> std::path::PathBuf {
+    common::traces_dir().join("sized/adaptsize.oracleGeneral.bin.zst")
+}
+
+#[test]
+fn adaptsize_through_both_tiers_reports_consistent_figures() {
+    let spec = ReplaySpec {
+        source: Source::Trace {
+            path: adaptsize(),
+            format: None,
+        },
+        cache: CacheSpec {
+            l1: L1Budget::Bytes(8 << 20),
+            shards: None,
+            l2_max_bytes: Some(64 << 20),
+            l2_dir: None,
+            peers: vec![Peer::Moka],
+        },
+        value_size: 512,
+        command: "test".into(),
+    };
+    let report = cache_bench::replay(&spec, |_| {}).unwrap();
+    assert_eq!(report.requests, 66_987);
+    assert_eq!(
+        report.l1_hits + report.l2_hits + report.misses,
+        report.requests
+    );
+    assert!(
+        report.l1_hits > 0 && report.l2_hits > 0,
+        "both tiers serve: {report:?}"
+    );
+    assert!(report.l1_within_budget && report.l1_max_in_use <= 8 << 20);
+    let l2 = report.l2.as_ref().unwrap();
+    assert!(l2.live_bytes <= 64 << 20);
+    assert_eq!(l2.corrupt_records, 0);
+    assert!(report.byte_miss_ratio > 0.0 && report.byte_miss_ratio < 1.0);
+
+    let json = serde_json::to_value(&report).unwrap();
+    for field in [
+        "requests",
+        "l1_hits",
+        "l2_hits",
+        "misses",
+        "miss_ratio",
+        "byte_miss_ratio",
+        "throughput_rps",
+    ] {
+        assert!(json[field].is_number(), "missing {field}");
+    }
+    let moka = &json["peers"]["moka"];
+    assert!(moka["miss_ratio"].as_f64().unwrap() > 0.0);
+    assert!(moka["throughput_rps"].as_f64().unwrap() > 0.0);
+    assert_eq!(moka["requests"].as_u64(), Some(66_987));
+}
+
+#[test]
+fn l1_bytes_never_exceed_the_budget_during_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 8 << 20;
+    let config = Config {
+        l1: L1Config {
+            max_bytes: Some(bytesize::ByteSize(budget)),
+            ..L1Config::default()
+        },
+        l2: Some(cache_bench::adapter::l2_options(
+            dir.path().join("l2.redb"),
+            64 << 20,
+        )),
+    };
+    let target = TieredTarget::new(TieredCache::open(&config).unwrap(), Values::new(1 << 20, 7));
+    let mut max = 0;
+    for request in TraceReader::open(&adaptsize(), None).unwrap() {
+        let request = request.unwrap();
+        target.serve(request.key, request.size.unwrap()).unwrap();
+        let (used, capacity) = target.l1_usage().unwrap();
+        assert_eq!(capacity, budget);
+        assert!(used <= budget, "L1 holds {used} bytes, over its {budget}");
+        max = max.max(used);
+    }
+    assert!(max > budget / 2, "the budget was actually used: max {max}");
+    target.cache().validate().unwrap();
+}
+
+#[test]
+fn zipf_default_shape_runs_and_l2_helps() {
+    let spec = ReplaySpec {
+        source: Source::Zipf {
+            keys: 5_000,
+            s: 0.99,
+            requests: 50_000,
+            seed: 1,
+        },
+        cache: CacheSpec {
+            l1: L1Budget::Bytes(1 << 20),
+            shards: Some(2),
+            l2_max_bytes: Some(16 << 20),
+            l2_dir: None,
+            peers: vec![Peer::Moka],
+        },
+        value_size: 1024,
+        command: "test".into(),
+    };
+    let report = cache_bench::replay(&spec, |_| {}).unwrap();
+    assert_eq!(report.requests, 50_000);
+    // L2 holds every key (5,000 values of 1 KiB in 16 MiB), so exactly the first touch of each
+    // distinct key misses. The seeded workload tells which keys those are.
+    let distinct: std::collections::HashSet<u64> =
+        cache_bench::workload::zipf(5_000, 0.99, 50_000, 1024, 1)
+            .unwrap()
+            .map(|r| r.key)
+            .collect();
+    assert_eq!(report.misses, distinct.len() as u64);
+    assert!(report.l2_hits > 0, "the 1 MiB L1 cannot hold them all");
+    assert!(
+        report.peers["moka"].misses >= report.misses,
+        "moka has no second tier"
+    );
+}
+
+#[test]
+fn the_binary_replays_a_trace_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("tiny.lis");
+    std::fs::write(&trace, "0 50 0 1\n0 50 0 2\n25 50 0 3\n").unwrap();
+    let json = dir.path().join("out.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+        .args([
+            "replay",
+            trace.to_str().unwrap(),
+            "--l1",
+            "64KiB",
+            "--l2",
+            "1MiB",
+        ])
+        .args(["--shards", "1", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("moka") && stdout.contains("L2 hit"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["requests"], 150);
+    // 50 cold blocks, then 50 repeats, then 25 repeats and 25 new.
+    assert_eq!(report["misses"], 75);
+    assert_eq!(report["format"], "arc");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+        .args([
+            "replay",
+            trace.to_str().unwrap(),
+            "--l1",
+            "64KiB",
+            "--l1-entries",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "--l1 and --l1-entries exclude each other"
+    );
+}
