@@ -98,24 +98,50 @@ pub struct ReplaySpec {
 /// values are built on demand). Sources without sizes use `value_size` + 1 MiB.
 const SIZED_VALUE_BUFFER: usize = 64 << 20;
 
-/// Replays `spec` and returns the report. `progress` gets the number of requests served after
-/// every chunk.
-///
-/// # Errors
-///
-/// Bad options, an unreadable trace, a failing cache, or a cache returning wrong bytes.
-pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<ReplayReport> {
-    let c = &spec.cache;
-    let (l1_unit, l1_capacity, by_bytes) = match c.l1 {
-        L1Budget::Bytes(n) => ("bytes", n, true),
-        L1Budget::Entries(n) => ("entries", n, false),
-    };
-    // Declared before the cache so it is removed after the cache is closed.
-    let mut temp_dir = None;
+/// Requests of a source, its description for reports, and its trace format.
+type Opened = (
+    Box<dyn Iterator<Item = Result<Request, TraceError>>>,
+    String,
+    Option<Format>,
+);
+
+fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
+    Ok(match source {
+        Source::Trace { path, format } => {
+            let reader = TraceReader::open(path, *format)?;
+            let format = reader.format();
+            (Box::new(reader), path.display().to_string(), Some(format))
+        }
+        &Source::Zipf {
+            keys,
+            s,
+            requests,
+            seed,
+        } => (
+            Box::new(workload::zipf(keys, s, requests, value_size, seed)?.map(Ok)),
+            format!(
+                "zipf(keys={keys}, s={s}, requests={requests}, value_size={value_size}, seed={seed})"
+            ),
+            None,
+        ),
+    })
+}
+
+/// The engine config for `c`; an L2 without a directory goes into `temp_dir`.
+fn engine_config(
+    c: &CacheSpec,
+    temp_dir: &mut Option<tempfile::TempDir>,
+) -> anyhow::Result<Config> {
     let mut config = Config {
         l1: L1Config {
-            max_bytes: by_bytes.then_some(bytesize::ByteSize(l1_capacity)),
-            max_entries: (!by_bytes).then_some(l1_capacity),
+            max_bytes: match c.l1 {
+                L1Budget::Bytes(n) => Some(bytesize::ByteSize(n)),
+                L1Budget::Entries(_) => None,
+            },
+            max_entries: match c.l1 {
+                L1Budget::Entries(n) => Some(n),
+                L1Budget::Bytes(_) => None,
+            },
             shards: c.shards,
         },
         l2: None,
@@ -130,33 +156,29 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             max_bytes,
         ));
     }
-    let cache = TieredCache::open(&config).context("opening the tiered cache")?;
-    let (requests, source, format): (Box<dyn Iterator<Item = Result<Request, TraceError>>>, _, _) =
-        match &spec.source {
-            Source::Trace { path, format } => {
-                let reader = TraceReader::open(path, *format)?;
-                let format = reader.format();
-                (Box::new(reader), path.display().to_string(), Some(format))
-            }
-            &Source::Zipf {
-                keys,
-                s,
-                requests,
-                seed,
-            } => (
-                Box::new(workload::zipf(keys, s, requests, spec.value_size, seed)?.map(Ok)),
-                format!(
-                    "zipf(keys={keys}, s={s}, requests={requests}, value_size={}, seed={seed})",
-                    spec.value_size
-                ),
-                None,
-            ),
-        };
-    let sized = match &spec.source {
-        Source::Trace { .. } => format.is_some_and(Format::is_sized),
-        Source::Zipf { .. } => false,
+    Ok(config)
+}
+
+/// Replays `spec` and returns the report. `progress` gets the number of requests served after
+/// every chunk.
+///
+/// # Errors
+///
+/// Bad options, an unreadable trace, a failing cache, or a cache returning wrong bytes.
+pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<ReplayReport> {
+    let c = &spec.cache;
+    let (l1_unit, l1_capacity, by_bytes) = match c.l1 {
+        L1Budget::Bytes(n) => ("bytes", n, true),
+        L1Budget::Entries(n) => ("entries", n, false),
     };
-    let buffer = if sized {
+    let (requests, source, format) = open_source(&spec.source, spec.value_size)?;
+    // Declared before the cache so it is removed after the cache is closed.
+    let mut temp_dir = None;
+    let config = engine_config(c, &mut temp_dir)?;
+    let cache = TieredCache::open(&config).context("opening the tiered cache")?;
+    // Sized sources need a buffer to slice objects of many sizes from; unsized ones only need
+    // room for varied offsets.
+    let buffer = if format.is_some_and(Format::is_sized) {
         SIZED_VALUE_BUFFER
     } else {
         spec.value_size as usize + (1 << 20)
@@ -177,7 +199,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     let t = &tallies[0];
     let stats = ours.cache().stats();
     let l1_max_in_use = t.l1_max_in_use.unwrap_or(0).max(stats.l1.weight);
-    let report = ReplayReport {
+    Ok(ReplayReport {
         command: spec.command.clone(),
         source,
         format,
@@ -216,8 +238,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             .zip(&tallies[1..])
             .map(|((p, _), t)| (peer_name(*p).to_owned(), PeerReport::from(t)))
             .collect::<BTreeMap<_, _>>(),
-    };
-    Ok(report)
+    })
 }
 
 fn peer_name(p: Peer) -> &'static str {

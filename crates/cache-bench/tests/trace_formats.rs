@@ -10,7 +10,7 @@ use cache_bench::trace::{Format, Request, TraceError, TraceReader};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
-    if name.ends_with(".zst") {
+    if path.extension().is_some_and(|e| e == "zst") {
         let packed = zstd::encode_all(bytes, 3).unwrap();
         std::fs::write(&path, packed).unwrap();
     } else {

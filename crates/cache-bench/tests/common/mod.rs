@@ -1,10 +1,15 @@
 //! Where the shared traces and reference figures are.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
 use std::path::PathBuf;
 
 /// `$CACHE_TRACES`, or `../shared/traces` beside the repository. Panics with a clear message if
 /// neither exists: these tests must not pass by skipping.
-pub fn traces_dir() -> PathBuf {
+pub(crate) fn traces_dir() -> PathBuf {
     let dir = std::env::var_os("CACHE_TRACES").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"),
         PathBuf::from,
@@ -19,7 +24,7 @@ pub fn traces_dir() -> PathBuf {
 }
 
 /// The trace file a reference row names.
-pub fn trace_path(name: &str) -> PathBuf {
+pub(crate) fn trace_path(name: &str) -> PathBuf {
     let dir = traces_dir();
     match name {
         "OLTP" | "P3" | "P6" => dir.join(format!("arc/{name}.lis.zst")),
@@ -29,17 +34,17 @@ pub fn trace_path(name: &str) -> PathBuf {
 
 /// One row of `reference/miss-ratio-count.csv`.
 #[derive(Debug, Clone)]
-pub struct Row {
-    pub trace: String,
-    pub size: u64,
-    pub policy: String,
-    pub requests: u64,
+pub(crate) struct Row {
+    pub(crate) trace: String,
+    pub(crate) size: u64,
+    pub(crate) policy: String,
+    pub(crate) requests: u64,
     /// A fraction, not a percentage.
-    pub miss_ratio: f64,
+    pub(crate) miss_ratio: f64,
 }
 
 /// Every row of `reference/miss-ratio-count.csv` (beside the traces directory).
-pub fn reference_rows() -> Vec<Row> {
+pub(crate) fn reference_rows() -> Vec<Row> {
     let path = traces_dir().join("../reference/miss-ratio-count.csv");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
