@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use cache_l1::{Options, ShardedSieve, Weigher};
-use cache_l2::{MAX_KEY_LEN, MAX_NAMESPACE_LEN, Store};
+use cache_l2::{Store, check_key};
 
 use crate::config::{Config, L1Capacity};
 use crate::error::{ConfigError, Error};
@@ -254,22 +254,4 @@ impl TieredCache {
             Err(_) => self.counters.l1_rejections.incr(),
         }
     }
-}
-
-fn check_key(namespace: &str, key: &[u8]) -> Result<(), Error> {
-    if namespace.len() > MAX_NAMESPACE_LEN {
-        return Err(Error::KeyTooLong {
-            what: "namespace",
-            len: namespace.len(),
-            max: MAX_NAMESPACE_LEN,
-        });
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(Error::KeyTooLong {
-            what: "key",
-            len: key.len(),
-            max: MAX_KEY_LEN,
-        });
-    }
-    Ok(())
 }

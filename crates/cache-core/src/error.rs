@@ -46,16 +46,10 @@ pub enum Error {
     /// The config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A namespace or key is longer than allowed.
-    #[error("{what} of {len} bytes exceeds the limit of {max} bytes")]
-    KeyTooLong {
-        /// `"namespace"` or `"key"`.
-        what: &'static str,
-        /// Its length in bytes.
-        len: usize,
-        /// The limit in bytes.
-        max: usize,
-    },
+    /// A namespace or key is longer than allowed ([`crate::MAX_NAMESPACE_LEN`],
+    /// [`crate::MAX_KEY_LEN`]).
+    #[error(transparent)]
+    KeyTooLong(#[from] cache_l2::KeyTooLong),
     /// The L2 tier failed (I/O, a file it refuses, a record it cannot hold).
     #[error(transparent)]
     L2(#[from] cache_l2::L2Error),

@@ -36,7 +36,7 @@ mod stats;
 pub use cache::{Hit, L1_ENTRY_OVERHEAD, Tier, TieredCache};
 pub use cache_l1::L1Stats;
 pub use cache_l2::{
-    CompressionOptions, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
+    CompressionOptions, KeyTooLong, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
 };
 pub use config::{Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config};
 pub use error::{ConfigError, Error};

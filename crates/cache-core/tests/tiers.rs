@@ -3,7 +3,7 @@
 //! restart; an overwrite is never answered with the old bytes; L1 never holds more bytes than its
 //! budget.
 
-use cache_core::{Config, Error, L1_ENTRY_OVERHEAD, L2Options, TieredCache};
+use cache_core::{Config, Error, KeyTooLong, L1_ENTRY_OVERHEAD, L2Options, TieredCache};
 
 /// `l1` is the body of the `[l1]` TOML table; L2 is 64 MiB in `dir`.
 fn config(dir: &tempfile::TempDir, l1: &str) -> Config {
@@ -158,15 +158,15 @@ fn oversized_keys_are_refused_with_a_typed_error() {
     let long_ns = "n".repeat(cache_core::MAX_NAMESPACE_LEN + 1);
     assert!(matches!(
         cache.put(&long_ns, b"k", "v"),
-        Err(Error::KeyTooLong {
+        Err(Error::KeyTooLong(KeyTooLong {
             what: "namespace",
             ..
-        })
+        }))
     ));
     let long_key = vec![0u8; cache_core::MAX_KEY_LEN + 1];
     assert!(matches!(
         cache.get("ns", &long_key),
-        Err(Error::KeyTooLong { what: "key", .. })
+        Err(Error::KeyTooLong(KeyTooLong { what: "key", .. }))
     ));
     assert_eq!(cache.stats().insertions, 0);
 }

@@ -34,15 +34,8 @@ pub enum L2Error {
         reason: String,
     },
     /// A record's namespace or key is longer than the format allows.
-    #[error("{what} of {len} bytes exceeds the L2 limit of {max} bytes")]
-    KeyTooLong {
-        /// `"namespace"` or `"key"`.
-        what: &'static str,
-        /// Its length in bytes.
-        len: usize,
-        /// The limit in bytes.
-        max: usize,
-    },
+    #[error(transparent)]
+    KeyTooLong(#[from] KeyTooLong),
     /// The record alone is larger than the store's budget (or the format's value limit), so no
     /// amount of eviction can make room for it.
     #[error("record of {size} bytes exceeds the L2 limit of {max} bytes")]
@@ -72,6 +65,18 @@ pub enum L2Error {
     /// redb failed (I/O error, corruption found while reading, or a commit that did not happen).
     #[error("L2 storage error: {0}")]
     Storage(#[from] redb::Error),
+}
+
+/// A namespace or key longer than [`crate::MAX_NAMESPACE_LEN`] or [`crate::MAX_KEY_LEN`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} of {len} bytes exceeds the limit of {max} bytes")]
+pub struct KeyTooLong {
+    /// `"namespace"` or `"key"`.
+    pub what: &'static str,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The limit in bytes.
+    pub max: usize,
 }
 
 macro_rules! from_redb {

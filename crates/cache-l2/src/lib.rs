@@ -42,6 +42,6 @@ mod schema;
 mod store;
 
 pub use compress::CompressionOptions;
-pub use error::{L2Error, Result};
+pub use error::{KeyTooLong, L2Error, Result};
 pub use options::{L2Options, MIN_MAX_BYTES};
-pub use store::{L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store};
+pub use store::{L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};

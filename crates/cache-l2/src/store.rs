@@ -15,7 +15,7 @@ use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, accounted_size};
 use crate::schema::{
     FORMAT, FORMAT_KEY, META, META_LIVE_BYTES, META_NEXT_SEQ, ORDER, RECORDS, STORE_FORMAT,
 };
-use crate::{CompressionOptions, L2Error, L2Options, Result};
+use crate::{CompressionOptions, KeyTooLong, L2Error, L2Options, Result};
 
 /// The longest namespace a record may have, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 1024;
@@ -453,20 +453,19 @@ fn commit(mut txn: WriteTransaction, durable: bool) -> Result<()> {
     Ok(())
 }
 
-fn check_key(namespace: &str, key: &[u8]) -> Result<()> {
+/// Checks `namespace` and `key` against [`MAX_NAMESPACE_LEN`] and [`MAX_KEY_LEN`]: what every
+/// store operation accepts.
+///
+/// # Errors
+///
+/// [`KeyTooLong`] naming the part that is too long.
+pub fn check_key(namespace: &str, key: &[u8]) -> std::result::Result<(), KeyTooLong> {
+    let too_long = |what, len, max| Err(KeyTooLong { what, len, max });
     if namespace.len() > MAX_NAMESPACE_LEN {
-        return Err(L2Error::KeyTooLong {
-            what: "namespace",
-            len: namespace.len(),
-            max: MAX_NAMESPACE_LEN,
-        });
+        return too_long("namespace", namespace.len(), MAX_NAMESPACE_LEN);
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(L2Error::KeyTooLong {
-            what: "key",
-            len: key.len(),
-            max: MAX_KEY_LEN,
-        });
+        return too_long("key", key.len(), MAX_KEY_LEN);
     }
     Ok(())
 }
