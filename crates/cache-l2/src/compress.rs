@@ -39,16 +39,10 @@ impl CompressionOptions {
     ///
     /// [`crate::L2Error::InvalidOption`] naming the bad field.
     pub fn validate(&self) -> crate::Result<()> {
-        let range = zstd::compression_level_range();
-        if !range.contains(&self.level) {
+        if !(1..=22).contains(&self.level) {
             return Err(crate::L2Error::InvalidOption {
                 field: "l2.compression.level",
-                reason: format!(
-                    "{} is outside zstd's range {}..={}",
-                    self.level,
-                    range.start(),
-                    range.end()
-                ),
+                reason: format!("{} is outside 1..=22", self.level),
             });
         }
         if !(self.max_ratio > 0.0 && self.max_ratio <= 1.0) {

@@ -13,9 +13,9 @@ pub enum L2Error {
         /// The store's path.
         path: PathBuf,
     },
-    /// The file is a database but not a cache-l2 store (or a store of an unknown format). It was
-    /// not modified.
-    #[error("{path} is not a cache-l2 store: {reason}; refusing to open it (it was not modified)")]
+    /// The file is a database but not a cache-l2 store (or a store of an unknown format). Its data
+    /// was not modified; `reason` says whether redb had to repair its metadata first.
+    #[error("{path} is not a cache-l2 store: {reason}; refusing to open it")]
     Foreign {
         /// The file's path.
         path: PathBuf,

@@ -12,9 +12,10 @@
 //!   recorded (checksummed) original length.
 //! - **Within budget.** Live bytes stay within [`L2Options::max_bytes`]; a put that needs room
 //!   evicts the oldest records (FIFO).
-//! - **Durable where it matters.** Overwrites and deletes are durable when they return; fresh
-//!   inserts may ride a non-durable commit that a crash can take back (a miss afterwards, never
-//!   an older or foreign value). Closing the store makes everything durable.
+//! - **Durable where it matters.** Overwrites and deletes are durable when they return, and so
+//!   is a write of a key whose record a not-yet-durable commit evicted; other fresh inserts may
+//!   ride a non-durable commit that a crash can take back (a miss afterwards, never an older or
+//!   foreign value). Closing the store makes everything durable.
 //! - **Foreign files are refused, not overwritten**, and a file open elsewhere is refused with
 //!   [`L2Error::AlreadyOpen`].
 //!

@@ -1,5 +1,7 @@
 //! The store: open, get, put, delete.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,7 @@ use redb::{
     TableError, WriteTransaction,
 };
 
-use crate::evict::evict_until;
+use crate::evict::{evict_until, remove_order_entry};
 use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, accounted_size};
 use crate::schema::{
     FORMAT, FORMAT_KEY, META, META_LIVE_BYTES, META_NEXT_SEQ, ORDER, RECORDS, STORE_FORMAT,
@@ -87,7 +89,37 @@ fn bump(c: &AtomicU64, n: u64) {
 struct WriterState {
     live_bytes: u64,
     next_seq: u64,
+    /// Commits since the last durable one.
     unsynced_commits: u32,
+    /// Hashes of keys whose records non-durable commits since the last durable one removed
+    /// (evictions, corrupt-record deletes). A crash would bring those records back, so a later
+    /// write or delete of such a key must be durable, or the crash would undo it. A hash
+    /// collision only costs an extra durable commit.
+    unsynced_removals: HashSet<u64>,
+    key_hasher: RandomState,
+}
+
+impl WriterState {
+    fn key_hash(&self, namespace: &str, key: &[u8]) -> u64 {
+        self.key_hasher.hash_one((namespace, key))
+    }
+
+    /// Whether a commit that writes or deletes the key hashed `h` must be durable for a crash
+    /// not to undo it (beyond what the caller requires).
+    fn must_sync(&self, h: u64) -> bool {
+        self.unsynced_removals.contains(&h) || self.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS
+    }
+
+    /// Records a commit and the keys it removed.
+    fn committed(&mut self, durable: bool, removed: impl IntoIterator<Item = u64>) {
+        if durable {
+            self.unsynced_commits = 0;
+            self.unsynced_removals.clear();
+        } else {
+            self.unsynced_commits += 1;
+            self.unsynced_removals.extend(removed);
+        }
+    }
 }
 
 /// A durable store of `(namespace, key) → value` records in one redb file.
@@ -137,12 +169,21 @@ impl Store {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
-        refuse_foreign(&path, page_cache)?;
+        let needs_repair = refuse_foreign(&path, page_cache)?;
         let db = redb::Builder::new()
             .set_cache_size(page_cache)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let (live_bytes, next_seq) = init_or_check(&db, &path)?;
+        let (live_bytes, next_seq) = init_or_check(&db, &path).map_err(|e| match e {
+            L2Error::Foreign { path, reason } if needs_repair => L2Error::Foreign {
+                path,
+                reason: format!(
+                    "{reason} (its last writer did not shut down cleanly, so redb repaired the \
+                     file's allocator metadata before the check could run; its data is unchanged)"
+                ),
+            },
+            other => other,
+        })?;
         Ok(Self {
             db,
             path,
@@ -152,6 +193,8 @@ impl Store {
                 live_bytes,
                 next_seq,
                 unsynced_commits: 0,
+                unsynced_removals: HashSet::new(),
+                key_hasher: RandomState::new(),
             }),
             live_bytes: AtomicU64::new(live_bytes),
             counters: Counters::default(),
@@ -203,8 +246,9 @@ impl Store {
     /// [`CompressionOptions`] say so, and evicting the oldest records if the budget requires.
     ///
     /// Durability: an overwrite is durable when this returns (it can never be undone by a
-    /// crash). A fresh insert may ride a cheaper commit that a crash can take back (the key is
-    /// then a miss, never another value); at most 256 such commits go by before a durable one.
+    /// crash), and so is a write of a key whose record a not-yet-durable commit evicted. Any other
+    /// fresh insert may ride a cheaper commit that a crash can take back (the key is then a miss,
+    /// never another value); at most 255 such commits go by before a durable one.
     ///
     /// # Errors
     ///
@@ -235,6 +279,7 @@ impl Store {
             });
         }
         let mut live = w.live_bytes;
+        let mut removed = Vec::new();
         let txn = self.db.begin_write()?;
         let (replaced, evicted) = {
             let mut records = txn.open_table(RECORDS)?;
@@ -245,11 +290,18 @@ impl Store {
             let replaced = old.is_some();
             if let Some((header, len)) = old {
                 if let Some(h) = header {
-                    order.remove(h.seq)?;
+                    remove_order_entry(&mut order, h.seq, namespace, key)?;
                 }
                 live = live.saturating_sub(accounted_size(namespace, key, len));
             }
-            let evicted = evict_until(&mut records, &mut order, &mut live, size, self.max_bytes)?;
+            let evicted = evict_until(
+                &mut records,
+                &mut order,
+                &mut live,
+                size,
+                self.max_bytes,
+                |ns, k| removed.push(w.key_hash(ns, k)),
+            )?;
             records.insert((namespace, key), rec.as_slice())?;
             order.insert(seq, (namespace, key))?;
             live += size;
@@ -258,9 +310,11 @@ impl Store {
             meta.insert(META_NEXT_SEQ, seq + 1)?;
             (replaced, evicted)
         };
-        let durable = replaced || w.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS;
+        // An overwrite must be durable (a crash must not bring the old value back), and so must a
+        // write of a key whose record an unsynced commit evicted (the crash would restore it).
+        let durable = replaced || w.must_sync(w.key_hash(namespace, key));
         commit(txn, durable)?;
-        w.unsynced_commits = if durable { 0 } else { w.unsynced_commits + 1 };
+        w.committed(durable, removed);
         w.live_bytes = live;
         w.next_seq = seq + 1;
         self.live_bytes.store(live, Ordering::Relaxed);
@@ -283,7 +337,8 @@ impl Store {
     }
 
     /// Removes the record of `(namespace, key)`; returns whether there was one. Durable when it
-    /// returns: a crash cannot bring the record back.
+    /// returns: a crash cannot bring the record back (not even one that a not-yet-durable
+    /// eviction had removed before this call).
     ///
     /// # Errors
     ///
@@ -305,7 +360,7 @@ impl Store {
         let mut w = self.writer.lock();
         let txn = self.db.begin_write()?;
         commit(txn, true)?;
-        w.unsynced_commits = 0;
+        w.committed(true, []);
         Ok(())
     }
 
@@ -329,7 +384,10 @@ impl Store {
     }
 
     /// Recomputes the live-byte count and the order index from the records and compares them
-    /// with the store's bookkeeping. For tests: it reads every record.
+    /// with the store's bookkeeping: live bytes (in memory and persisted) equal the sum of every
+    /// record's accounted size and are within budget; every record that passes verification has
+    /// a sequence number below the next one and an order entry naming its key. (Records that fail
+    /// verification, e.g. after bit rot, are only counted.) For tests: it reads every record.
     ///
     /// # Errors
     ///
@@ -348,17 +406,19 @@ impl Store {
             let (k, v) = item?;
             let (ns, key) = k.value();
             live += accounted_size(ns, key, v.value().len());
-            let seq = record::peek_header(v.value()).expect("readable header").seq;
+            let Ok((header, _)) = record::verify(ns, key, v.value()) else {
+                continue;
+            };
+            let seq = header.seq;
             assert!(
                 seq < w.next_seq,
                 "record seq {seq} not below next_seq {}",
                 w.next_seq
             );
-            let entry = order.get(seq)?.expect("every record has an order entry");
-            assert_eq!(
-                entry.value(),
-                (ns, key),
-                "order entry {seq} names another key"
+            let names_key = order.get(seq)?.is_some_and(|e| e.value() == (ns, key));
+            assert!(
+                names_key,
+                "order entry {seq} does not name its record's key"
             );
         }
         assert_eq!(
@@ -389,6 +449,9 @@ impl Store {
 
     /// Removes the record of `(namespace, key)` if `pred` holds for its bytes, in one write
     /// transaction; durable before returning if `durable`.
+    ///
+    /// A durable removal that finds nothing still commits durably if an unsynced commit evicted
+    /// the key: otherwise a crash would bring back the record the caller was told is gone.
     fn remove_where(
         &self,
         namespace: &str,
@@ -398,6 +461,7 @@ impl Store {
     ) -> Result<bool> {
         check_key(namespace, key)?;
         let mut w = self.writer.lock();
+        let h = w.key_hash(namespace, key);
         let mut live = w.live_bytes;
         let txn = self.db.begin_write()?;
         let removed = {
@@ -410,8 +474,8 @@ impl Store {
                 None => false,
                 Some((header, len)) => {
                     records.remove((namespace, key))?;
-                    if let Some(h) = header {
-                        txn.open_table(ORDER)?.remove(h.seq)?;
+                    if let Some(hd) = header {
+                        remove_order_entry(&mut txn.open_table(ORDER)?, hd.seq, namespace, key)?;
                     }
                     live = live.saturating_sub(accounted_size(namespace, key, len));
                     txn.open_table(META)?.insert(META_LIVE_BYTES, live)?;
@@ -419,16 +483,17 @@ impl Store {
                 }
             }
         };
-        if !removed {
+        let must_sync = w.must_sync(h);
+        if !(removed || durable && must_sync) {
             txn.abort()?;
             return Ok(false);
         }
-        let durable = durable || w.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS;
+        let durable = durable || must_sync;
         commit(txn, durable)?;
-        w.unsynced_commits = if durable { 0 } else { w.unsynced_commits + 1 };
+        w.committed(durable, removed.then_some(h));
         w.live_bytes = live;
         self.live_bytes.store(live, Ordering::Relaxed);
-        Ok(true)
+        Ok(removed)
     }
 }
 
@@ -501,20 +566,28 @@ fn open_error(path: &Path, e: DatabaseError) -> L2Error {
 }
 
 /// Refuses a non-empty file that is not a cache-l2 store *before* redb opens it for writing
-/// (a writable open rewrites the file's header even if we then walk away). A file whose last
-/// writer crashed cannot be opened read-only without repair; it is checked after the writable
-/// open instead (repair keeps the data of a redb file).
-fn refuse_foreign(path: &Path, page_cache: usize) -> Result<()> {
+/// (a writable open rewrites the file's header even if we then walk away); such a file is left
+/// byte for byte as it was. Returns whether the file needs crash repair: then it cannot be
+/// opened read-only, and is checked after the writable open instead (repair rewrites redb's
+/// allocator metadata, not the data).
+fn refuse_foreign(path: &Path, page_cache: usize) -> Result<bool> {
     let non_empty = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
     if !non_empty {
-        return Ok(());
+        return Ok(false);
     }
     match redb::Builder::new()
         .set_cache_size(page_cache.min(16 << 20))
         .open_read_only(path)
     {
-        Ok(db) => check_format(&db.begin_read()?, path).map(drop),
-        Err(DatabaseError::RepairAborted) => Ok(()),
+        Ok(db) => match check_format(&db.begin_read()?, path) {
+            Ok(_) => Ok(false),
+            Err(L2Error::Foreign { path, reason }) => Err(L2Error::Foreign {
+                path,
+                reason: format!("{reason} (the file was not modified)"),
+            }),
+            Err(e) => Err(e),
+        },
+        Err(DatabaseError::RepairAborted) => Ok(true),
         Err(e) => Err(open_error(path, e)),
     }
 }

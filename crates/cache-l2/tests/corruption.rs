@@ -3,6 +3,7 @@
 //! store cannot be opened twice.
 
 use cache_l2::{L2Error, L2Options, Store};
+use redb::ReadableTable as _;
 
 fn options(dir: &tempfile::TempDir) -> L2Options {
     let mut o = L2Options::new(dir.path().join("l2.redb"));
@@ -106,4 +107,62 @@ fn a_second_open_is_refused() {
     let _first = Store::open(&options(&dir)).unwrap();
     let err = Store::open(&options(&dir)).unwrap_err();
     assert!(matches!(err, L2Error::AlreadyOpen { .. }), "{err}");
+}
+
+/// Rewrites byte `at` of the raw record of `("ns", key)` with `f`, behind the store's back.
+fn patch_record(dir: &tempfile::TempDir, key: &[u8], at: usize, f: impl Fn(u8) -> u8) {
+    const RECORDS: redb::TableDefinition<(&str, &[u8]), &[u8]> =
+        redb::TableDefinition::new("records_v1");
+    let db = redb::Database::create(dir.path().join("l2.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(RECORDS).unwrap();
+        let mut rec = t.get(("ns", key)).unwrap().unwrap().value().to_vec();
+        rec[at] = f(rec[at]);
+        t.insert(("ns", key), rec.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_rotted_sequence_number_does_not_break_another_keys_bookkeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&dir);
+    opts.max_bytes = bytesize::ByteSize::kib(64);
+    {
+        let store = Store::open(&opts).unwrap();
+        store.put("ns", b"A", &[1u8; 10_000]).unwrap(); // sequence 0
+        store.put("ns", b"B", &[2u8; 10_000]).unwrap(); // sequence 1
+        store.put("ns", b"C", &[3u8; 10_000]).unwrap(); // sequence 2
+    }
+    // A's header now claims B's sequence number; C's claims one nobody has. Headers are read
+    // before checksums when records are replaced or evicted, so those numbers must not be
+    // trusted to name other keys' order entries.
+    patch_record(&dir, b"A", 8, |b| b ^ 1);
+    patch_record(&dir, b"C", 8, |b| b ^ 0x40);
+    let store = Store::open(&opts).unwrap();
+    store.put("ns", b"A", &[4u8; 10_000]).unwrap(); // an overwrite of the rotted record
+    store.validate().unwrap(); // B kept its order entry
+
+    // A value that needs almost the whole budget evicts everything else, orphan C included,
+    // and the live-byte count stays exact.
+    store.put("ns", b"big", &vec![5u8; 60_000]).unwrap();
+    store.validate().unwrap();
+    let stats = store.stats();
+    assert!(
+        stats.live_bytes <= 64 << 10,
+        "live bytes {}",
+        stats.live_bytes
+    );
+    for key in [&b"A"[..], b"B", b"C"] {
+        assert_eq!(
+            store.get("ns", key).unwrap(),
+            None,
+            "{key:?} should have been evicted"
+        );
+    }
+    assert_eq!(
+        store.get("ns", b"big").unwrap().map(|v| v.len()),
+        Some(60_000)
+    );
 }
