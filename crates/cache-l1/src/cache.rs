@@ -211,10 +211,12 @@ where
 {
     #[inline]
     fn shard_for(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        // The high half of the hash picks the shard (hashbrown uses the low bits for the slot
-        // and the top 7 for its tag), scaled onto 0..len without a division.
+        // Bits 25..57 pick the shard, scaled onto 0..len without a division. hashbrown takes
+        // the slot from the low bits and its 7-bit tag from the top bits (57..64): a shard
+        // index drawn from those would leave every entry of a shard with fewer distinct tags,
+        // and lookups would compare more keys.
         let n = self.shards.len() as u64;
-        let i = ((hash >> 32) * n) >> 32;
+        let i = (((hash >> 25) & 0xFFFF_FFFF) * n) >> 32;
         &self.shards[usize::try_from(i).unwrap_or(0)]
     }
 

@@ -109,7 +109,9 @@ impl<K: Eq, V> Shard<K, V> {
             });
         }
         let mut evicted = Vec::new();
-        while self.weight + weight > self.capacity {
+        // `weight <= capacity` holds between operations, so the room never underflows, and
+        // comparing against it cannot overflow as `self.weight + weight` could.
+        while self.capacity - self.weight < weight {
             let victim = self
                 .queue
                 .next_victim()

@@ -266,3 +266,16 @@ fn concurrent_readers_and_writers_keep_the_invariants() {
     cache.validate();
     assert!(cache.weight() <= 64);
 }
+
+#[test]
+fn weights_near_u64_max_do_not_overflow_the_budget_arithmetic() {
+    let cache = Options::new(u64::MAX)
+        .shards(1)
+        .build(|_k: &u8, w: &u64| *w)
+        .expect("valid options");
+    let _ = cache.insert(1, u64::MAX - 1).expect("fits");
+    let out = cache.insert(2, 10).expect("fits once the first is evicted");
+    assert_eq!(out.evicted, vec![(1, u64::MAX - 1)]);
+    assert_eq!(cache.weight(), 10);
+    cache.validate();
+}
