@@ -6,7 +6,9 @@ use cache_l2::{Store, check_key};
 
 use crate::config::{Config, L1Capacity};
 use crate::error::{ConfigError, Error};
+use crate::hooks::fire;
 use crate::key::{CacheKey, KeyRef};
+use crate::locks::KeyLocks;
 use crate::stats::{CacheStats, Counters};
 
 /// The fixed per-entry overhead, in bytes, that L1's byte budget charges on top of namespace,
@@ -81,7 +83,11 @@ impl Weigher<CacheKey, Bytes> for L1Weigher {
 pub struct TieredCache {
     l1: ShardedSieve<CacheKey, Bytes, L1Weigher>,
     l2: Option<Store>,
+    /// Orders the two-tier steps of one key (see [`KeyLocks`]).
+    key_locks: KeyLocks,
     counters: Counters,
+    #[cfg(feature = "test-hooks")]
+    hooks: crate::hooks::Hooks,
 }
 
 impl std::fmt::Debug for TieredCache {
@@ -118,7 +124,10 @@ impl TieredCache {
         Ok(Self {
             l1,
             l2,
+            key_locks: KeyLocks::new(),
             counters: Counters::default(),
+            #[cfg(feature = "test-hooks")]
+            hooks: crate::hooks::Hooks::default(),
         })
     }
 
@@ -130,7 +139,8 @@ impl TieredCache {
     /// fails.
     pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Hit>, Error> {
         check_key(namespace, key)?;
-        if let Some(value) = self.l1.get(&KeyRef { namespace, key }) {
+        let k = KeyRef { namespace, key };
+        if let Some(value) = self.l1.get(&k) {
             return Ok(Some(Hit {
                 value,
                 tier: Tier::L1,
@@ -140,11 +150,23 @@ impl TieredCache {
             self.counters.misses.incr();
             return Ok(None);
         };
+        // The L2 read and the promotion happen under the key's stripe, so no put or
+        // invalidation of the key can slip between them and be overtaken.
+        let _stripe = self.key_locks.lock(k);
+        // Another caller may have put or promoted the key while this one waited.
+        if let Some(value) = self.l1.peek(&k) {
+            self.counters.l1_hits_after_wait.incr();
+            return Ok(Some(Hit {
+                value,
+                tier: Tier::L1,
+            }));
+        }
         let Some(value) = l2.get(namespace, key)? else {
             self.counters.misses.incr();
             return Ok(None);
         };
         self.counters.l2_hits.incr();
+        fire!(self.hooks, AfterL2Read, namespace, key);
         self.promote(namespace, key, value.clone());
         Ok(Some(Hit {
             value,
@@ -164,8 +186,10 @@ impl TieredCache {
     pub fn put(&self, namespace: &str, key: &[u8], value: impl Into<Bytes>) -> Result<(), Error> {
         check_key(namespace, key)?;
         let value = value.into();
+        let _stripe = self.key_locks.lock(KeyRef { namespace, key });
         if let Some(l2) = &self.l2 {
             l2.put(namespace, key, &value)?;
+            fire!(self.hooks, AfterL2Write, namespace, key);
         }
         if self
             .l1
@@ -183,14 +207,17 @@ impl TieredCache {
     ///
     /// # Errors
     ///
-    /// [`Error::KeyTooLong`]; [`Error::L2`] if the L2 delete fails (L1 is then left as it was).
+    /// [`Error::KeyTooLong`]; [`Error::L2`] if the L2 delete fails. L1 no longer holds the key
+    /// then, but L2 may, and a later get may promote it again.
     pub fn invalidate_key(&self, namespace: &str, key: &[u8]) -> Result<bool, Error> {
         check_key(namespace, key)?;
+        let k = KeyRef { namespace, key };
+        let _stripe = self.key_locks.lock(k);
+        let in_l1 = self.l1.remove(&k).is_some();
         let in_l2 = match &self.l2 {
             Some(l2) => l2.delete(namespace, key)?,
             None => false,
         };
-        let in_l1 = self.l1.remove(&KeyRef { namespace, key }).is_some();
         let found = in_l1 || in_l2;
         if found {
             self.counters.invalidations.incr();
@@ -216,7 +243,7 @@ impl TieredCache {
         let c = &self.counters;
         let l1 = self.l1.stats();
         CacheStats {
-            l1_hits: l1.hits,
+            l1_hits: l1.hits + c.l1_hits_after_wait.get(),
             l2_hits: c.l2_hits.get(),
             misses: c.misses.get(),
             insertions: c.insertions.get(),
@@ -245,6 +272,13 @@ impl TieredCache {
             l2.validate()?;
         }
         Ok(())
+    }
+
+    /// Installs (or with `None` removes) a hook that runs at every [`crate::HookPoint`], in the
+    /// calling thread: a test can block there to force an interleaving. Feature `test-hooks`.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_test_hook(&self, hook: Option<crate::Hook>) {
+        self.hooks.set(hook);
     }
 
     /// Copies an L2 hit into L1.

@@ -30,7 +30,9 @@
 mod cache;
 mod config;
 mod error;
+mod hooks;
 mod key;
+mod locks;
 mod stats;
 
 pub use cache::{Hit, L1_ENTRY_OVERHEAD, Tier, TieredCache};
@@ -40,6 +42,8 @@ pub use cache_l2::{
 };
 pub use config::{Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config};
 pub use error::{ConfigError, Error};
+#[cfg(feature = "test-hooks")]
+pub use hooks::{Hook, HookPoint};
 pub use stats::CacheStats;
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

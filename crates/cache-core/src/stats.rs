@@ -7,6 +7,9 @@ use cache_l2::L2Stats;
 /// Counters the engine itself keeps (each tier keeps its own too).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// L1 misses that found the key in L1 after waiting for its stripe (another caller put or
+    /// promoted it meanwhile): served from L1, counted as L1 hits.
+    pub(crate) l1_hits_after_wait: Counter,
     pub(crate) l2_hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) insertions: Counter,
