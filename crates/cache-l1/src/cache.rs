@@ -7,6 +7,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, Equivalent};
 use parking_lot::RwLock;
 
+use crate::policy::Policy;
 use crate::shard::Shard;
 use crate::stats::{Counter, L1Stats};
 use crate::weigher::{UnitWeigher, Weigher};
@@ -42,6 +43,8 @@ pub struct Rejected<K, V> {
 pub enum OptionsError {
     /// `capacity` was 0: the cache could hold nothing.
     ZeroCapacity,
+    /// The policy's parameters are out of range.
+    BadPolicy(&'static str),
     /// `shards` was 0.
     ZeroShards,
     /// More shards than capacity units: some shards could hold nothing.
@@ -57,6 +60,7 @@ impl std::fmt::Display for OptionsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::ZeroCapacity => f.write_str("L1 capacity must be at least 1"),
+            Self::BadPolicy(why) => write!(f, "L1 policy: {why}"),
             Self::ZeroShards => f.write_str("L1 shard count must be at least 1"),
             Self::CapacityBelowShards { capacity, shards } => write!(
                 f,
@@ -79,10 +83,11 @@ impl std::error::Error for OptionsError {}
 /// assert_eq!(cache.shard_count(), 4);
 /// # Ok::<(), cache_l1::OptionsError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     capacity: u64,
     shards: Option<usize>,
+    policy: Policy,
 }
 
 impl Options {
@@ -92,7 +97,15 @@ impl Options {
         Self {
             capacity,
             shards: None,
+            policy: Policy::Sieve,
         }
+    }
+
+    /// The eviction policy every shard runs. Default: [`Policy::Sieve`].
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Number of shards, each with its own lock, queue and `capacity / shards` of the budget
@@ -144,6 +157,9 @@ impl Options {
         if capacity == 0 {
             return Err(OptionsError::ZeroCapacity);
         }
+        if let Policy::S3Fifo(p) = self.policy {
+            p.check().map_err(OptionsError::BadPolicy)?;
+        }
         let shards = match self.shards {
             Some(0) => return Err(OptionsError::ZeroShards),
             Some(n) if u64::try_from(n).map_or(true, |n| n > capacity) => {
@@ -159,7 +175,7 @@ impl Options {
         let shards = (0..n)
             .map(|i| {
                 let slice = capacity / n + u64::from(i < capacity % n);
-                CachePadded::new(RwLock::new(Shard::new(slice)))
+                CachePadded::new(RwLock::new(Shard::new(slice, self.policy)))
             })
             .collect();
         Ok(ShardedSieve {
@@ -220,10 +236,10 @@ where
         &self.shards[usize::try_from(i).unwrap_or(0)]
     }
 
-    /// Returns a clone of the value of `key` and marks it visited.
+    /// Returns a clone of the value of `key` and records the hit.
     ///
     /// Runs under the shard's *shared* lock and allocates nothing (beyond what `V::clone` does):
-    /// a hit only sets the entry's atomic `visited` bit. `key` may be any borrowed form of `K`
+    /// a hit only bumps the entry's atomic access counter (the `visited` bit of SIEVE). `key` may be any borrowed form of `K`
     /// that hashes the same way (see [`Equivalent`]).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
@@ -241,7 +257,7 @@ where
         found
     }
 
-    /// Returns a clone of the value of `key` without marking it visited or counting a hit.
+    /// Returns a clone of the value of `key` without recording a hit.
     #[inline]
     pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
@@ -252,7 +268,7 @@ where
         self.shard_for(hash).read().peek(hash, key).cloned()
     }
 
-    /// Whether `key` is resident, without marking it visited.
+    /// Whether `key` is resident, without recording a hit.
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
         Q: Hash + Equivalent<K> + ?Sized,
@@ -261,7 +277,7 @@ where
         self.shard_for(hash).read().peek(hash, key).is_some()
     }
 
-    /// Inserts `key` with `value`, replacing any old value, and evicts by SIEVE until the
+    /// Inserts `key` with `value`, replacing any old value, and evicts by the policy until the
     /// shard's weights fit its capacity again.
     ///
     /// # Errors
@@ -344,13 +360,14 @@ where
         }
     }
 
-    /// The resident keys of shard `shard` with their visited bits, from the SIEVE queue's tail
-    /// (oldest) to its head (newest). For tests and debugging; it clones every key.
+    /// The resident keys of shard `shard` with their access counters (the visited bit, for
+    /// [`Policy::Sieve`]): the small queue then the main queue, each from its tail (oldest) to its
+    /// head (newest). For tests and debugging; it clones every key.
     ///
     /// # Panics
     ///
     /// If `shard >= self.shard_count()`.
-    pub fn queue_snapshot(&self, shard: usize) -> Vec<(K, bool)>
+    pub fn queue_snapshot(&self, shard: usize) -> Vec<(K, u8)>
     where
         K: Clone,
     {

@@ -1,15 +1,20 @@
-//! `cache-l1`: a sharded, concurrent SIEVE cache with a weight budget.
+//! `cache-l1`: a sharded, concurrent cache with a weight budget and SIEVE-family eviction.
 //!
-//! [`ShardedSieve<K, V, W>`] keeps entries in shards, each a hash index over a SIEVE queue
-//! (Zhang et al., "SIEVE is Simpler than LRU: an Efficient Turn-Key Eviction Algorithm for Web
-//! Caches", NSDI 2024) behind its own reader-writer lock. A [`Weigher`] gives each entry a weight
-//! (bytes for a byte budget, 1 for an entry count); each shard holds the sum of its weights to
-//! its slice of the capacity.
+//! [`ShardedSieve<K, V, W>`] keeps entries in shards, each a hash index over the queues of its
+//! [`Policy`] behind its own reader-writer lock:
 //!
-//! - **Hits take no exclusive lock.** A hit sets the entry's atomic `visited` bit under the
-//!   shard's shared lock; nothing is reordered.
-//! - **Inserts evict by SIEVE** until the shard's weights fit again, before the new entry is
-//!   linked, and hand the evicted entries back to the caller.
+//! - [`Policy::Sieve`] (the default): one SIEVE queue (Zhang et al., "SIEVE is Simpler than LRU:
+//!   an Efficient Turn-Key Eviction Algorithm for Web Caches", NSDI 2024);
+//! - [`Policy::S3Fifo`]: scan-resistant, a small probationary FIFO and a ghost history in front of
+//!   a main queue (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023).
+//!
+//! A [`Weigher`] gives each entry a weight (bytes for a byte budget, 1 for an entry count); each
+//! shard holds the sum of its weights to its slice of the capacity.
+//!
+//! - **Hits take no exclusive lock.** A hit bumps the entry's atomic access counter (SIEVE's
+//!   `visited` bit) under the shard's shared lock; nothing is reordered.
+//! - **Inserts evict by the policy** until the shard's weights fit again, before the new entry
+//!   is linked, and hand the evicted entries back to the caller.
 //! - **One shard is exactly SIEVE.** With `shards(1)` the eviction order is the paper's, so miss
 //!   ratios match simulators such as libCacheSim; with more shards each shard runs its own queue
 //!   over its slice of the capacity.
@@ -18,7 +23,8 @@
 //! - **Lookups by borrowed keys.** `get`, `peek` and `remove` take any `Q: Hash + Equivalent<K>`.
 //!
 //! SIEVE is not scan-resistant: a burst of one-hit entries can push out a working set whose
-//! `visited` bits the hand has just cleared.
+//! `visited` bits the hand has just cleared, and a loop larger than the cache never hits.
+//! [`Policy::S3Fifo`] is.
 //!
 //! ```
 //! use cache_l1::Options;
@@ -39,12 +45,15 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod ghost;
+mod lists;
+mod policy;
 mod shard;
-mod sieve;
 pub mod stats;
 mod weigher;
 
 pub use cache::{InsertOutcome, Options, OptionsError, Rejected, ShardedSieve};
 pub use hashbrown::Equivalent;
+pub use policy::{MainQueue, Policy, S3FifoParams};
 pub use stats::L1Stats;
 pub use weigher::{UnitWeigher, Weigher};

@@ -6,45 +6,13 @@
 //! every visited bit must agree; with many shards the exact set of resident entries must follow
 //! from what the cache handed back, and `validate()` must hold after every step.
 
+mod common;
+
 use std::collections::HashMap;
 
-use cache_l1::{Options, ShardedSieve};
+use cache_l1::{MainQueue, Options, Policy, S3FifoParams};
+use common::{Op, Value, build, op};
 use proptest::prelude::*;
-
-/// Key, then weight; the value is `(key, serial)` so stale values are detectable.
-type Value = (u8, u32);
-
-#[expect(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "weighers take references"
-)]
-fn weigh(_k: &u8, v: &(Value, u64)) -> u64 {
-    v.1
-}
-
-type Cache = ShardedSieve<u8, (Value, u64), fn(&u8, &(Value, u64)) -> u64>;
-
-fn build(capacity: u64, shards: usize) -> Cache {
-    Options::new(capacity)
-        .shards(shards)
-        .build(weigh as fn(&u8, &(Value, u64)) -> u64)
-        .expect("valid options")
-}
-
-#[derive(Debug, Clone)]
-enum Op {
-    Get(u8),
-    Insert(u8, u64),
-    Remove(u8),
-}
-
-fn op(keys: u8, max_weight: u64) -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => (0..keys).prop_map(Op::Get),
-        4 => (0..keys, 1..=max_weight).prop_map(|(k, w)| Op::Insert(k, w)),
-        1 => (0..keys).prop_map(Op::Remove),
-    ]
-}
 
 /// SIEVE as the paper states it, with no cleverness.
 #[derive(Debug, Default)]
@@ -110,6 +78,29 @@ impl ReferenceSieve {
     }
 }
 
+/// Either policy, the scan-resistant one with random parameters and either main queue.
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![
+        Just(Policy::Sieve),
+        (0.01f64..0.9, 0.0f64..3.0, 1u8..4, 1u8..4, any::<bool>()).prop_map(
+            |(small, ghost, promote, cap, clock)| {
+                Policy::S3Fifo(
+                    S3FifoParams::default()
+                        .small_ratio(small)
+                        .ghost_ratio(ghost)
+                        .promote_hits(promote)
+                        .main_freq_cap(cap)
+                        .main_queue(if clock {
+                            MainQueue::Clock
+                        } else {
+                            MainQueue::Sieve
+                        }),
+                )
+            }
+        ),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -118,7 +109,7 @@ proptest! {
         capacity in 1u64..40,
         ops in prop::collection::vec(op(24, 6), 1..400),
     ) {
-        let cache = build(capacity, 1);
+        let cache = build(capacity, 1, Policy::Sieve);
         let mut model = ReferenceSieve { capacity, ..ReferenceSieve::default() };
         for (serial, op) in (0u32..).zip(ops) {
             match op {
@@ -146,7 +137,7 @@ proptest! {
                 }
             }
             cache.validate();
-            let queue: Vec<(u8, bool)> = model.queue.iter().map(|e| (e.0, e.2)).collect();
+            let queue: Vec<(u8, u8)> = model.queue.iter().map(|e| (e.0, u8::from(e.2))).collect();
             prop_assert_eq!(cache.queue_snapshot(0), queue, "queue order and visited bits");
             prop_assert_eq!(cache.weight(), model.weight);
         }
@@ -156,10 +147,11 @@ proptest! {
     fn sharded_cache_holds_exactly_what_it_did_not_hand_back(
         shards in 1usize..8,
         extra_capacity in 0u64..60,
+        policy in policy(),
         ops in prop::collection::vec(op(40, 9), 1..400),
     ) {
         let capacity = shards as u64 + extra_capacity;
-        let cache = build(capacity, shards);
+        let cache = build(capacity, shards, policy);
         // What must be resident: every accepted insert, less what came back evicted or removed.
         let mut resident: HashMap<u8, Value> = HashMap::new();
         for (serial, op) in (0u32..).zip(ops) {
@@ -200,7 +192,7 @@ proptest! {
 
 #[test]
 fn replacing_with_an_oversized_value_removes_the_old_one() {
-    let cache = build(10, 1);
+    let cache = build(10, 1, Policy::Sieve);
     let _ = cache.insert(1, ((1, 0), 4)).expect("fits");
     let rejected = cache.insert(1, ((1, 1), 11)).expect_err("too heavy");
     assert_eq!(rejected.removed.map(|v| v.0), Some((1, 0)));
@@ -239,7 +231,7 @@ fn options_refuse_degenerate_shapes() {
 
 #[test]
 fn concurrent_readers_and_writers_keep_the_invariants() {
-    let cache = build(64, 4);
+    let cache = build(64, 4, Policy::S3Fifo(S3FifoParams::default()));
     std::thread::scope(|s| {
         for t in 0..4u8 {
             let cache = &cache;
