@@ -94,10 +94,13 @@ fn two_puts_of_one_key_leave_both_tiers_agreeing() {
     );
 }
 
-#[test]
-fn promotion_cannot_resurrect_an_invalidated_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = cache(&dir);
+/// Puts `K = "old"`, pushes it out of L1, then runs a get of `K` (which reads `"old"` from L2
+/// and pauses before promoting it) against `b`; returns the cache for the verdict.
+fn race_a_promotion_against(
+    dir: &tempfile::TempDir,
+    b: impl FnOnce(&TieredCache) + Send,
+) -> Arc<TieredCache> {
+    let cache = cache(dir);
     cache.put("ns", b"K", "old").unwrap();
     push_out_of_l1(&cache);
     let (paused, resume) = pause_at(&cache, HookPoint::AfterL2Read);
@@ -107,11 +110,18 @@ fn promotion_cannot_resurrect_an_invalidated_value() {
         || {
             cache.get("ns", b"K").unwrap();
         },
-        || {
-            cache.invalidate_key("ns", b"K").unwrap();
-        },
+        || b(&cache),
     );
     cache.set_test_hook(None);
+    cache
+}
+
+#[test]
+fn promotion_cannot_resurrect_an_invalidated_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = race_a_promotion_against(&dir, |c| {
+        c.invalidate_key("ns", b"K").unwrap();
+    });
     assert_eq!(
         cache.get("ns", b"K").unwrap(),
         None,
@@ -122,19 +132,7 @@ fn promotion_cannot_resurrect_an_invalidated_value() {
 #[test]
 fn promotion_cannot_install_a_value_older_than_a_newer_put() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = cache(&dir);
-    cache.put("ns", b"K", "old").unwrap();
-    push_out_of_l1(&cache);
-    let (paused, resume) = pause_at(&cache, HookPoint::AfterL2Read);
-    interleave(
-        &paused,
-        &resume,
-        || {
-            cache.get("ns", b"K").unwrap();
-        },
-        || cache.put("ns", b"K", "new").unwrap(),
-    );
-    cache.set_test_hook(None);
+    let cache = race_a_promotion_against(&dir, |c| c.put("ns", b"K", "new").unwrap());
     let got = cache.get("ns", b"K").unwrap().unwrap();
     assert_eq!(&got.value[..], b"new", "a promotion overwrote a newer put");
 }

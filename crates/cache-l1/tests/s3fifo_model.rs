@@ -10,7 +10,7 @@
 mod common;
 
 use cache_l1::{MainQueue, Options, Policy, S3FifoParams, UnitWeigher};
-use common::{Op, build, op};
+use common::{Reference, build, check_against, op};
 use proptest::prelude::*;
 
 /// (key, weight, counter)
@@ -150,6 +150,28 @@ impl ReferenceS3Fifo {
     }
 }
 
+impl Reference for ReferenceS3Fifo {
+    fn get(&mut self, k: u8) -> bool {
+        ReferenceS3Fifo::get(self, k)
+    }
+
+    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool) {
+        ReferenceS3Fifo::insert(self, k, w)
+    }
+
+    fn remove(&mut self, k: u8) -> Option<u8> {
+        self.take_resident(k).map(|_| k)
+    }
+
+    fn snapshot(&self) -> Vec<(u8, u8)> {
+        ReferenceS3Fifo::snapshot(self)
+    }
+
+    fn weight(&self) -> u64 {
+        self.total()
+    }
+}
+
 fn params() -> impl Strategy<Value = S3FifoParams> {
     (0.01f64..0.9, 0.0f64..3.0, 1u8..4, 1u8..4).prop_map(|(small, ghost, promote, cap)| {
         S3FifoParams::default()
@@ -172,35 +194,7 @@ proptest! {
     ) {
         let cache = build(capacity, 1, Policy::S3Fifo(p));
         let mut model = ReferenceS3Fifo::new(capacity, p);
-        for (serial, op) in (0u32..).zip(ops) {
-            match op {
-                Op::Get(k) => {
-                    prop_assert_eq!(cache.get(&k).is_some(), model.get(k), "get {}", k);
-                }
-                Op::Insert(k, w) => {
-                    let (replaced, evicted, rejected) = model.insert(k, w);
-                    match cache.insert(k, ((k, serial), w)) {
-                        Ok(out) => {
-                            prop_assert!(!rejected, "cache accepted what the model rejects");
-                            prop_assert_eq!(out.replaced.is_some(), replaced);
-                            let keys: Vec<u8> = out.evicted.iter().map(|e| e.0).collect();
-                            prop_assert_eq!(keys, evicted, "eviction order");
-                        }
-                        Err(r) => {
-                            prop_assert!(rejected, "cache rejected what the model accepts");
-                            prop_assert_eq!(r.removed.is_some(), replaced);
-                        }
-                    }
-                }
-                Op::Remove(k) => {
-                    let expected = model.take_resident(k).map(|_| k);
-                    prop_assert_eq!(cache.remove(&k).map(|e| e.0), expected);
-                }
-            }
-            cache.validate();
-            prop_assert_eq!(cache.queue_snapshot(0), model.snapshot(), "queues and counters");
-            prop_assert_eq!(cache.weight(), model.total());
-        }
+        check_against(&cache, &mut model, ops)?;
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 
 use cache_l1::{MainQueue, Options, Policy, S3FifoParams};
-use common::{Op, Value, build, op};
+use common::{Op, Reference, Value, build, check_against, op};
 use proptest::prelude::*;
 
 /// SIEVE as the paper states it, with no cleverness.
@@ -101,6 +101,28 @@ fn policy() -> impl Strategy<Value = Policy> {
     ]
 }
 
+impl Reference for ReferenceSieve {
+    fn get(&mut self, k: u8) -> bool {
+        ReferenceSieve::get(self, k)
+    }
+
+    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool) {
+        ReferenceSieve::insert(self, k, w)
+    }
+
+    fn remove(&mut self, k: u8) -> Option<u8> {
+        self.position(k).map(|p| self.remove_at(p))
+    }
+
+    fn snapshot(&self) -> Vec<(u8, u8)> {
+        self.queue.iter().map(|e| (e.0, u8::from(e.2))).collect()
+    }
+
+    fn weight(&self) -> u64 {
+        self.weight
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -111,36 +133,7 @@ proptest! {
     ) {
         let cache = build(capacity, 1, Policy::Sieve);
         let mut model = ReferenceSieve { capacity, ..ReferenceSieve::default() };
-        for (serial, op) in (0u32..).zip(ops) {
-            match op {
-                Op::Get(k) => {
-                    prop_assert_eq!(cache.get(&k).is_some(), model.get(k), "get {}", k);
-                }
-                Op::Insert(k, w) => {
-                    let (replaced, evicted, rejected) = model.insert(k, w);
-                    match cache.insert(k, ((k, serial), w)) {
-                        Ok(out) => {
-                            prop_assert!(!rejected, "cache accepted what SIEVE rejects");
-                            prop_assert_eq!(out.replaced.is_some(), replaced);
-                            let keys: Vec<u8> = out.evicted.iter().map(|e| e.0).collect();
-                            prop_assert_eq!(keys, evicted, "eviction order");
-                        }
-                        Err(r) => {
-                            prop_assert!(rejected, "cache rejected what SIEVE accepts");
-                            prop_assert_eq!(r.removed.is_some(), replaced);
-                        }
-                    }
-                }
-                Op::Remove(k) => {
-                    let expected = model.position(k).map(|p| model.remove_at(p));
-                    prop_assert_eq!(cache.remove(&k).map(|e| e.0), expected);
-                }
-            }
-            cache.validate();
-            let queue: Vec<(u8, u8)> = model.queue.iter().map(|e| (e.0, u8::from(e.2))).collect();
-            prop_assert_eq!(cache.queue_snapshot(0), queue, "queue order and visited bits");
-            prop_assert_eq!(cache.weight(), model.weight);
-        }
+        check_against(&cache, &mut model, ops)?;
     }
 
     #[test]

@@ -44,3 +44,59 @@ pub(crate) fn op(keys: u8, max_weight: u64) -> impl Strategy<Value = Op> {
         1 => (0..keys).prop_map(Op::Remove),
     ]
 }
+
+/// A naive single-queue-set reference policy to compare one shard against.
+pub(crate) trait Reference {
+    /// A lookup; whether it hit.
+    fn get(&mut self, k: u8) -> bool;
+    /// An insert of weight `w`: (replaced an old value, evicted keys in order, rejected).
+    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool);
+    /// A removal; the key if it was resident.
+    fn remove(&mut self, k: u8) -> Option<u8>;
+    /// Resident keys with their counters, in the order `ShardedSieve::queue_snapshot` gives.
+    fn snapshot(&self) -> Vec<(u8, u8)>;
+    /// Sum of resident weights.
+    fn weight(&self) -> u64;
+}
+
+/// Applies `ops` to a one-shard `cache` and to `model`, comparing every result, the queues and
+/// counters, and the weight after each step, with `validate()` in between.
+pub(crate) fn check_against(
+    cache: &Cache,
+    model: &mut impl Reference,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    for (serial, op) in (0u32..).zip(ops) {
+        match op {
+            Op::Get(k) => {
+                prop_assert_eq!(cache.get(&k).is_some(), model.get(k), "get {}", k);
+            }
+            Op::Insert(k, w) => {
+                let (replaced, evicted, rejected) = model.insert(k, w);
+                match cache.insert(k, ((k, serial), w)) {
+                    Ok(out) => {
+                        prop_assert!(!rejected, "cache accepted what the model rejects");
+                        prop_assert_eq!(out.replaced.is_some(), replaced);
+                        let keys: Vec<u8> = out.evicted.iter().map(|e| e.0).collect();
+                        prop_assert_eq!(keys, evicted, "eviction order");
+                    }
+                    Err(r) => {
+                        prop_assert!(rejected, "cache rejected what the model accepts");
+                        prop_assert_eq!(r.removed.is_some(), replaced);
+                    }
+                }
+            }
+            Op::Remove(k) => {
+                prop_assert_eq!(cache.remove(&k).map(|e| e.0), model.remove(k));
+            }
+        }
+        cache.validate();
+        prop_assert_eq!(
+            cache.queue_snapshot(0),
+            model.snapshot(),
+            "queues and counters"
+        );
+        prop_assert_eq!(cache.weight(), model.weight());
+    }
+    Ok(())
+}
