@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cache_core::{Config, L1Config, TieredCache};
+use cache_core::{Config, L1Config, L1Policy, TieredCache};
 
 use crate::adapter::{MokaTarget, Target, TieredTarget, Values};
 use crate::report::{L2Report, Machine, PeerReport, ReplayReport, Setup};
@@ -50,6 +50,8 @@ pub struct CacheSpec {
     pub l1: L1Budget,
     /// L1 shards (default: the engine's).
     pub shards: Option<usize>,
+    /// L1 eviction policy.
+    pub policy: L1Policy,
     /// L2 budget in bytes; `None` runs L1 alone.
     pub l2_max_bytes: Option<u64>,
     /// Directory for the L2 file; default a temporary directory removed afterwards.
@@ -143,6 +145,7 @@ fn engine_config(
                 L1Budget::Bytes(_) => None,
             },
             shards: c.shards,
+            policy: c.policy,
         },
         l2: None,
     };
@@ -208,6 +211,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             l1_unit,
             l1_capacity,
             l1_shards: stats.l1.shards,
+            l1_policy: c.policy,
             l2_max_bytes: c.l2_max_bytes,
             default_value_size: spec.value_size,
         },

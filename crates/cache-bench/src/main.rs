@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use bytesize::ByteSize;
 use cache_bench::trace::Format;
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
+use cache_core::L1Policy;
 use clap::{Args, Parser, Subcommand};
 
 /// Load-testing tool for the tiered L1/L2 cache: replays real traces and synthetic workloads
@@ -81,6 +82,9 @@ struct CacheArgs {
     /// L1 shards; 1 is exactly the paper's SIEVE. Default: 4 per core, a power of two.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
+    /// L1 eviction policy: s3-fifo (scan-resistant) or sieve (the paper's SIEVE per shard).
+    #[arg(long, value_enum, default_value = "s3-fifo")]
+    policy: PolicyArg,
     /// L2 byte budget (e.g. 1GiB). Default: 1GiB for `replay`, 64MiB for `zipf`.
     #[arg(long, value_name = "SIZE", conflicts_with = "no_l2")]
     l2: Option<ByteSize>,
@@ -99,6 +103,13 @@ struct CacheArgs {
     json: Option<PathBuf>,
 }
 
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PolicyArg {
+    S3Fifo,
+    Sieve,
+}
+
 impl CacheArgs {
     fn spec(&self, default_l1: ByteSize, default_l2: ByteSize) -> CacheSpec {
         CacheSpec {
@@ -107,6 +118,10 @@ impl CacheArgs {
                 (None, l1) => L1Budget::Bytes(l1.unwrap_or(default_l1).as_u64()),
             },
             shards: self.shards,
+            policy: match self.policy {
+                PolicyArg::S3Fifo => L1Policy::S3Fifo,
+                PolicyArg::Sieve => L1Policy::Sieve,
+            },
             l2_max_bytes: (!self.no_l2).then(|| self.l2.unwrap_or(default_l2).as_u64()),
             l2_dir: self.l2_dir.clone(),
             peers: self.peers.clone(),

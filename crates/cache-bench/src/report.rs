@@ -44,6 +44,8 @@ pub struct Setup {
     pub l1_capacity: u64,
     /// L1 shard count.
     pub l1_shards: usize,
+    /// L1 eviction policy (`"s3-fifo"` or `"sieve"`).
+    pub l1_policy: cache_core::L1Policy,
     /// L2 budget in bytes, if L2 is on.
     pub l2_max_bytes: Option<u64>,
     /// Size given to requests without one, in bytes.
@@ -177,8 +179,8 @@ impl ReplayReport {
             .map_or_else(|| "off".to_owned(), |b| bytesize::ByteSize(b).to_string());
         let _ = writeln!(
             out,
-            "tiered:   L1 {} {} in {} shard(s); L2 {}",
-            s.l1_capacity, s.l1_unit, s.l1_shards, l2
+            "tiered:   L1 {} {} in {} shard(s), {:?}; L2 {}",
+            s.l1_capacity, s.l1_unit, s.l1_shards, s.l1_policy, l2
         );
         let _ = writeln!(out, "requests: {}\n", self.requests);
         let _ = writeln!(

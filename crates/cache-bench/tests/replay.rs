@@ -7,6 +7,7 @@ mod common;
 use cache_bench::adapter::{Target, TieredTarget, Values};
 use cache_bench::trace::TraceReader;
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
+use cache_core::L1Policy;
 use cache_core::{Config, L1Config, TieredCache};
 
 fn adaptsize() -> std::path::PathBuf {
@@ -23,6 +24,7 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
         cache: CacheSpec {
             l1: L1Budget::Bytes(8 << 20),
             shards: None,
+            policy: L1Policy::default(),
             l2_max_bytes: Some(64 << 20),
             l2_dir: None,
             peers: vec![Peer::Moka],
@@ -104,6 +106,7 @@ fn zipf_default_shape_runs_and_l2_helps() {
         cache: CacheSpec {
             l1: L1Budget::Bytes(1 << 20),
             shards: Some(2),
+            policy: L1Policy::default(),
             l2_max_bytes: Some(16 << 20),
             l2_dir: None,
             peers: vec![Peer::Moka],

@@ -7,6 +7,7 @@
 mod common;
 
 use cache_bench::{CacheSpec, L1Budget, ReplaySpec, Source};
+use cache_core::L1Policy;
 
 fn sieve_miss_ratio(trace: &str, entries: u64) -> f64 {
     let spec = ReplaySpec {
@@ -17,6 +18,7 @@ fn sieve_miss_ratio(trace: &str, entries: u64) -> f64 {
         cache: CacheSpec {
             l1: L1Budget::Entries(entries),
             shards: Some(1),
+            policy: L1Policy::Sieve,
             l2_max_bytes: None,
             l2_dir: None,
             peers: Vec::new(),

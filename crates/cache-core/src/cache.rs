@@ -4,7 +4,7 @@ use bytes::Bytes;
 use cache_l1::{Options, ShardedSieve, Weigher};
 use cache_l2::{Store, check_key};
 
-use crate::config::{Config, L1Capacity};
+use crate::config::{ASSUMED_MEAN_ENTRY_BYTES, Config, L1Capacity};
 use crate::error::{ConfigError, Error};
 use crate::hooks::fire;
 use crate::key::{CacheKey, KeyRef};
@@ -108,11 +108,13 @@ impl TieredCache {
     /// (already open, foreign, corrupt, I/O).
     pub fn open(config: &Config) -> Result<Self, Error> {
         config.validate()?;
-        let (capacity, weigher) = match config.l1.capacity()? {
-            L1Capacity::Bytes(n) => (n, L1Weigher::Bytes),
-            L1Capacity::Entries(n) => (n, L1Weigher::Entries),
+        let (capacity, weigher, entries) = match config.l1.capacity()? {
+            L1Capacity::Bytes(n) => (n, L1Weigher::Bytes, n / ASSUMED_MEAN_ENTRY_BYTES),
+            L1Capacity::Entries(n) => (n, L1Weigher::Entries, n),
         };
-        let mut options = Options::new(capacity);
+        let mut options = Options::new(capacity)
+            .policy(config.l1.policy.to_policy())
+            .estimated_entries(entries);
         if let Some(shards) = config.l1.shards {
             options = options.shards(shards);
         }

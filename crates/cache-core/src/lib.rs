@@ -40,7 +40,9 @@ pub use cache_l1::L1Stats;
 pub use cache_l2::{
     CompressionOptions, KeyTooLong, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
 };
-pub use config::{Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config};
+pub use config::{
+    ASSUMED_MEAN_ENTRY_BYTES, Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config, L1Policy,
+};
 pub use error::{ConfigError, Error};
 #[cfg(feature = "test-hooks")]
 pub use hooks::{Hook, HookPoint};

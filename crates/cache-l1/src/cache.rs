@@ -7,7 +7,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, Equivalent};
 use parking_lot::RwLock;
 
-use crate::policy::Policy;
+use crate::policy::{Policy, S3FifoParams};
 use crate::shard::Shard;
 use crate::stats::{Counter, L1Stats};
 use crate::weigher::{UnitWeigher, Weigher};
@@ -87,8 +87,15 @@ impl std::error::Error for OptionsError {}
 pub struct Options {
     capacity: u64,
     shards: Option<usize>,
+    estimated_entries: Option<u64>,
     policy: Policy,
 }
+
+/// The fewest entries a shard should expect to hold when the shard count is left to
+/// [`Options::build`]. Below this a shard's queue is too short for its policy: a loop over a few
+/// more keys than a 12-entry shard holds misses every time under S3-FIFO, where the same loop
+/// over one 100-entry queue keeps most of its keys (`docs/benchmarks.md`).
+pub const MIN_ENTRIES_PER_SHARD: u64 = 64;
 
 impl Options {
     /// Options for a cache whose resident weights sum to at most `capacity` (in the weigher's
@@ -97,11 +104,14 @@ impl Options {
         Self {
             capacity,
             shards: None,
-            policy: Policy::Sieve,
+            estimated_entries: None,
+            policy: Policy::S3Fifo(S3FifoParams::default()),
         }
     }
 
-    /// The eviction policy every shard runs. Default: [`Policy::Sieve`].
+    /// The eviction policy every shard runs. Default: [`Policy::S3Fifo`] with
+    /// [`S3FifoParams::default`], which misses less than SIEVE, moka and `quick_cache` on the
+    /// shared traces (`docs/benchmarks.md`).
     #[must_use]
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -110,17 +120,46 @@ impl Options {
 
     /// Number of shards, each with its own lock, queue and `capacity / shards` of the budget
     /// (the remainder goes to the first shards). With 1 shard the cache is exactly SIEVE as in
-    /// the paper. Default: [`Options::default_shards`], reduced to `capacity` if that is smaller.
+    /// the paper. Default: [`Options::default_shards`], reduced so that each shard expects at
+    /// least [`MIN_ENTRIES_PER_SHARD`] entries (see [`Options::estimated_entries`]).
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
     }
 
-    /// The default shard count: 4 per available core, rounded up to a power of two.
+    /// How many entries the cache will hold when full, a hint for the default shard count only.
+    /// Default: `capacity`, which is exact for [`UnitWeigher`] and an overestimate for a byte
+    /// budget; pass `capacity / mean entry weight` there.
+    #[must_use]
+    pub fn estimated_entries(mut self, entries: u64) -> Self {
+        self.estimated_entries = Some(entries);
+        self
+    }
+
+    /// The most shards the default shard count uses: 4 per available core, rounded up to a
+    /// power of two.
     pub fn default_shards() -> usize {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         (cores * 4).next_power_of_two()
+    }
+
+    /// The shard count [`Options::build`] picks when none is set: [`Options::default_shards`],
+    /// halved until each shard expects at least [`MIN_ENTRIES_PER_SHARD`] entries (so 1 shard
+    /// below 128 entries), and never more than `capacity`.
+    pub fn shard_count(&self) -> usize {
+        if let Some(n) = self.shards {
+            return n;
+        }
+        let entries = self
+            .estimated_entries
+            .unwrap_or(self.capacity)
+            .min(self.capacity);
+        let mut n = Self::default_shards();
+        while n > 1 && (n as u64).saturating_mul(MIN_ENTRIES_PER_SHARD) > entries {
+            n /= 2;
+        }
+        n
     }
 
     /// Builds the cache with `weigher` and a randomly seeded hasher.
@@ -169,7 +208,7 @@ impl Options {
                 });
             }
             Some(n) => n,
-            None => Self::default_shards().min(usize::try_from(capacity).unwrap_or(usize::MAX)),
+            None => self.shard_count(),
         };
         let n = shards as u64;
         let shards = (0..n)

@@ -3,9 +3,9 @@
 //! [`ShardedSieve<K, V, W>`] keeps entries in shards, each a hash index over the queues of its
 //! [`Policy`] behind its own reader-writer lock:
 //!
-//! - [`Policy::Sieve`] (the default): one SIEVE queue (Zhang et al., "SIEVE is Simpler than LRU:
+//! - [`Policy::Sieve`]: one SIEVE queue (Zhang et al., "SIEVE is Simpler than LRU:
 //!   an Efficient Turn-Key Eviction Algorithm for Web Caches", NSDI 2024);
-//! - [`Policy::S3Fifo`]: scan-resistant, a small probationary FIFO and a ghost history in front of
+//! - [`Policy::S3Fifo`] (the default): scan-resistant, a small probationary FIFO and a ghost history in front of
 //!   a main queue (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023).
 //!
 //! A [`Weigher`] gives each entry a weight (bytes for a byte budget, 1 for an entry count); each
@@ -52,7 +52,9 @@ mod shard;
 pub mod stats;
 mod weigher;
 
-pub use cache::{InsertOutcome, Options, OptionsError, Rejected, ShardedSieve};
+pub use cache::{
+    InsertOutcome, MIN_ENTRIES_PER_SHARD, Options, OptionsError, Rejected, ShardedSieve,
+};
 pub use hashbrown::Equivalent;
 pub use policy::{MainQueue, Policy, S3FifoParams};
 pub use stats::L1Stats;

@@ -223,6 +223,31 @@ fn options_refuse_degenerate_shapes() {
 }
 
 #[test]
+fn the_default_shard_count_leaves_each_shard_enough_entries() {
+    use cache_l1::MIN_ENTRIES_PER_SHARD;
+    let max = Options::default_shards();
+    assert!(max.is_power_of_two());
+    assert_eq!(Options::new(100).shard_count(), 1);
+    assert_eq!(Options::new(1 << 40).shard_count(), max);
+    for entries in [1, 64, 127, 128, 500, 1000, 5000, 1 << 20] {
+        let n = Options::new(1 << 30)
+            .estimated_entries(entries)
+            .shard_count();
+        assert!(n.is_power_of_two() && n <= max, "{entries}: {n}");
+        assert!(
+            n == 1 || n as u64 * MIN_ENTRIES_PER_SHARD <= entries,
+            "{entries} entries over {n} shards"
+        );
+        assert!(
+            n == max || (2 * n) as u64 * MIN_ENTRIES_PER_SHARD > entries,
+            "{entries} entries could have {} shards",
+            2 * n
+        );
+    }
+    assert_eq!(Options::new(1 << 30).shards(3).shard_count(), 3);
+}
+
+#[test]
 fn concurrent_readers_and_writers_keep_the_invariants() {
     let cache = build(64, 4, Policy::S3Fifo(S3FifoParams::default()));
     std::thread::scope(|s| {
