@@ -1,29 +1,112 @@
-//! The concurrent front: hash once, pick the shard, lock it, delegate.
+//! The concurrent front: hash once, pick the shard, lock it, delegate; then, with no lock held,
+//! keep the cache-wide budget and tell the listener.
 
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, Equivalent};
 use parking_lot::RwLock;
 
+use crate::clock::{Clock, SystemClock};
 use crate::policy::{Policy, S3FifoParams};
-use crate::shard::Shard;
+use crate::shard::{Inserted, Lookup, NEVER, Shard};
 use crate::stats::{Counter, L1Stats};
 use crate::weigher::{UnitWeigher, Weigher};
+
+/// Why an entry left the cache, as the eviction listener is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// The policy evicted it to make room.
+    Evicted,
+    /// Its expiry timestamp passed; it was removed when a lookup, an eviction scan or
+    /// [`ShardedSieve::retain`] met it.
+    Expired,
+    /// The caller removed it: [`ShardedSieve::remove`], [`ShardedSieve::retain`] or
+    /// [`ShardedSieve::clear`].
+    Removed,
+    /// An insert of the same key replaced it (also when the new entry was rejected).
+    Replaced,
+}
+
+/// An entry that left the cache, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal<K, V> {
+    /// The key.
+    pub key: K,
+    /// The value.
+    pub value: V,
+    /// Why it left.
+    pub cause: RemovalCause,
+}
+
+/// The highest entry priority; higher values given to [`EntryOptions::priority`] are clamped.
+pub const MAX_PRIORITY: u8 = 7;
+
+/// Per-entry settings for [`ShardedSieve::insert_with`].
+///
+/// ```
+/// use cache_l1::EntryOptions;
+///
+/// // Survives two more eviction passes than its hits earn; expires at t = 60,000 (the
+/// // cache's clock unit, milliseconds by default).
+/// let opts = EntryOptions::new().priority(2).expires_at(60_000);
+/// assert_eq!(opts.priority, 2);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct EntryOptions {
+    /// Eviction bias, 0 (the default: plain policy) to [`MAX_PRIORITY`]. An entry inserted with
+    /// priority `p` is spared `p` times when the policy would otherwise evict it (each time the
+    /// hand passes it with no hits left, it spends one unit and stays, as if it had been hit
+    /// once; in S3-FIFO's small queue a unit buys promotion to the main queue). The credit is
+    /// not refilled: a high-priority entry that is never read still leaves, `p` laps later.
+    pub priority: u8,
+    /// When the entry expires, in the cache's [`Clock`] unit (by default milliseconds since the
+    /// Unix epoch); `None` (the default) never expires. An expired entry is never returned; it
+    /// is removed lazily (cause [`RemovalCause::Expired`]).
+    pub expires_at: Option<u64>,
+}
+
+impl EntryOptions {
+    /// No priority, no expiry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`EntryOptions::priority`], clamped to [`MAX_PRIORITY`].
+    #[must_use]
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = priority.min(MAX_PRIORITY);
+        self
+    }
+
+    /// Sets [`EntryOptions::expires_at`].
+    #[must_use]
+    pub fn expires_at(mut self, at: u64) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
 
 /// What a successful [`ShardedSieve::insert`] hands back.
 #[must_use = "evicted entries are handed back to the caller, who may need them (e.g. to write back)"]
 #[derive(Debug)]
 pub struct InsertOutcome<K, V> {
-    /// The value the key held before, if any. Its weight was given back before eviction ran.
+    /// The value the key held before, if any (also reported to the listener as
+    /// [`RemovalCause::Replaced`], or `Expired` if it had expired).
     pub replaced: Option<V>,
-    /// Entries SIEVE evicted to make room, in eviction order.
-    pub evicted: Vec<(K, V)>,
+    /// Entries removed to make room, in order: evicted by the policy, or expired ones its scan
+    /// met first (see each [`Removal::cause`]). Some may come from other shards, when this
+    /// entry took room the cache-wide budget had to win back.
+    pub evicted: Vec<Removal<K, V>>,
 }
 
-/// An entry [`ShardedSieve::insert`] refused because it alone weighs more than its shard's
-/// capacity. Nothing was evicted for it.
+/// An entry [`ShardedSieve::insert`] refused because it alone weighs more than the largest entry
+/// the cache admits ([`Options::max_entry_fraction`] of the capacity). Nothing was evicted for it.
 #[derive(Debug)]
 pub struct Rejected<K, V> {
     /// The key, handed back.
@@ -37,8 +120,11 @@ pub struct Rejected<K, V> {
     pub removed: Option<V>,
 }
 
+/// The callback [`ShardedSieve::with_listener`] installs.
+type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
 /// Why [`Options`] cannot build a cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum OptionsError {
     /// `capacity` was 0: the cache could hold nothing.
@@ -47,6 +133,8 @@ pub enum OptionsError {
     BadPolicy(&'static str),
     /// `shards` was 0.
     ZeroShards,
+    /// `max_entry_fraction` is not in (0, 1].
+    BadEntryFraction(f64),
     /// More shards than capacity units: some shards could hold nothing.
     CapacityBelowShards {
         /// The capacity asked for.
@@ -62,6 +150,9 @@ impl std::fmt::Display for OptionsError {
             Self::ZeroCapacity => f.write_str("L1 capacity must be at least 1"),
             Self::BadPolicy(why) => write!(f, "L1 policy: {why}"),
             Self::ZeroShards => f.write_str("L1 shard count must be at least 1"),
+            Self::BadEntryFraction(x) => {
+                write!(f, "L1 max_entry_fraction {x} is not in (0, 1]")
+            }
             Self::CapacityBelowShards { capacity, shards } => write!(
                 f,
                 "L1 capacity {capacity} is below the shard count {shards}: every shard needs \
@@ -83,13 +174,18 @@ impl std::error::Error for OptionsError {}
 /// assert_eq!(cache.shard_count(), 4);
 /// # Ok::<(), cache_l1::OptionsError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     capacity: u64,
     shards: Option<usize>,
     estimated_entries: Option<u64>,
     policy: Policy,
+    max_entry_fraction: f64,
+    clock: Option<Arc<dyn Clock>>,
 }
+
+/// The default [`Options::max_entry_fraction`]: an entry may use up to a quarter of the budget.
+pub const DEFAULT_MAX_ENTRY_FRACTION: f64 = 0.25;
 
 /// The fewest entries a shard should expect to hold when the shard count is left to
 /// [`Options::build`]. Below this a shard's queue is too short for its policy: a loop over a few
@@ -106,7 +202,28 @@ impl Options {
             shards: None,
             estimated_entries: None,
             policy: Policy::S3Fifo(S3FifoParams::default()),
+            max_entry_fraction: DEFAULT_MAX_ENTRY_FRACTION,
+            clock: None,
         }
+    }
+
+    /// The largest share of the capacity one entry may weigh, in (0, 1]. Heavier entries are
+    /// [`Rejected`] (handed back, never silently dropped). The limit is against the whole
+    /// budget, not a shard's slice: a shard makes room for a large entry by going over its slice
+    /// while other shards give theirs up. Default: [`DEFAULT_MAX_ENTRY_FRACTION`] (0.25). The
+    /// limit in weight units is `max(1, floor(capacity * fraction))`.
+    #[must_use]
+    pub fn max_entry_fraction(mut self, fraction: f64) -> Self {
+        self.max_entry_fraction = fraction;
+        self
+    }
+
+    /// The clock expiry timestamps are compared against. Default: [`SystemClock`]
+    /// (milliseconds since the Unix epoch).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// The eviction policy every shard runs. Default: [`Policy::S3Fifo`] with
@@ -166,8 +283,8 @@ impl Options {
     ///
     /// # Errors
     ///
-    /// [`OptionsError`] if the capacity or the shard count is 0, or the capacity is below the
-    /// shard count.
+    /// [`OptionsError`] if the capacity or the shard count is 0, the capacity is below the
+    /// shard count, the policy's parameters or the entry fraction are out of range.
     pub fn build<K, V, W>(self, weigher: W) -> Result<ShardedSieve<K, V, W>, OptionsError>
     where
         K: Hash + Eq,
@@ -196,6 +313,10 @@ impl Options {
         if capacity == 0 {
             return Err(OptionsError::ZeroCapacity);
         }
+        let fraction = self.max_entry_fraction;
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(OptionsError::BadEntryFraction(fraction));
+        }
         if let Policy::S3Fifo(p) = self.policy {
             p.check().map_err(OptionsError::BadPolicy)?;
         }
@@ -211,41 +332,74 @@ impl Options {
             None => self.shard_count(),
         };
         let n = shards as u64;
+        let total = Arc::new(AtomicU64::new(0));
         let shards = (0..n)
             .map(|i| {
                 let slice = capacity / n + u64::from(i < capacity % n);
-                CachePadded::new(RwLock::new(Shard::new(slice, self.policy)))
+                CachePadded::new(ShardSlot {
+                    lock: RwLock::new(Shard::new(slice, self.policy, Arc::clone(&total))),
+                    weight: AtomicU64::new(0),
+                    slice,
+                })
             })
             .collect();
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "a fraction of the capacity, rounded down; f64 covers it to 2^-53"
+        )]
+        let max_entry_weight = ((capacity as f64 * fraction) as u64).clamp(1, capacity);
         Ok(ShardedSieve {
             shards,
             hash_builder,
             weigher,
             capacity,
+            max_entry_weight,
+            total,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            listener: None,
             hits: Counter::new(),
             misses: Counter::new(),
             insertions: Counter::new(),
             evictions: Counter::new(),
+            expirations: Counter::new(),
+            removals: Counter::new(),
             rejections: Counter::new(),
         })
     }
 }
 
-/// A shard behind its lock, alone on its cache lines.
-type ShardSlot<K, V> = CachePadded<RwLock<Shard<K, V>>>;
+/// A shard behind its lock, with its weight mirrored where the budget keeper can read it
+/// without locking; alone on its cache lines.
+struct ShardSlot<K, V> {
+    lock: RwLock<Shard<K, V>>,
+    /// The shard's weight as of its last write-locked operation.
+    weight: AtomicU64,
+    /// The shard's slice of the capacity (immutable).
+    slice: u64,
+}
 
-/// A sharded, concurrent SIEVE cache holding resident weights to a capacity.
+/// A sharded, concurrent cache holding resident weights to a capacity, evicting by SIEVE or
+/// S3-FIFO per shard.
 ///
 /// See the [crate documentation](crate) for the algorithm and the guarantees.
 pub struct ShardedSieve<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
-    shards: Box<[ShardSlot<K, V>]>,
+    shards: Box<[CachePadded<ShardSlot<K, V>>]>,
     hash_builder: S,
     weigher: W,
     capacity: u64,
+    max_entry_weight: u64,
+    /// The weight of every shard together, kept by the shards.
+    total: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
+    listener: Option<Listener<K, V>>,
     hits: Counter,
     misses: Counter,
     insertions: Counter,
     evictions: Counter,
+    expirations: Counter,
+    removals: Counter,
     rejections: Counter,
 }
 
@@ -254,6 +408,9 @@ impl<K, V, W, S> std::fmt::Debug for ShardedSieve<K, V, W, S> {
         f.debug_struct("ShardedSieve")
             .field("shards", &self.shards.len())
             .field("capacity", &self.capacity)
+            .field("max_entry_weight", &self.max_entry_weight)
+            .field("clock", &self.clock)
+            .field("listener", &self.listener.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -264,99 +421,301 @@ where
     W: Weigher<K, V>,
     S: BuildHasher,
 {
+    /// Installs `listener`, called once for every entry that leaves the cache, with its cause:
+    /// evicted, expired, removed, or replaced by an insert of the same key. It runs on the
+    /// thread whose operation removed the entry, after every shard lock is released, so it may
+    /// call back into the cache. Entries that [`Self::insert`] or [`Self::remove`] also hand
+    /// back to the caller are reported too. Entries dropped with the cache are not.
+    #[must_use]
+    pub fn with_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
     #[inline]
-    fn shard_for(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Bits 25..57 pick the shard, scaled onto 0..len without a division. hashbrown takes
         // the slot from the low bits and its 7-bit tag from the top bits (57..64): a shard
         // index drawn from those would leave every entry of a shard with fewer distinct tags,
         // and lookups would compare more keys.
         let n = self.shards.len() as u64;
         let i = (((hash >> 25) & 0xFFFF_FFFF) * n) >> 32;
-        &self.shards[usize::try_from(i).unwrap_or(0)]
+        usize::try_from(i).unwrap_or(0)
+    }
+
+    /// Runs `f` on shard `i` under its exclusive lock and refreshes the shard's weight mirror.
+    fn with_shard<R>(&self, i: usize, f: impl FnOnce(&mut Shard<K, V>) -> R) -> R {
+        let slot = &self.shards[i];
+        let mut shard = slot.lock.write();
+        let r = f(&mut shard);
+        slot.weight.store(shard.weight(), Ordering::Relaxed);
+        r
+    }
+
+    fn notify(&self, removals: &[Removal<K, V>]) {
+        if let Some(listener) = &self.listener {
+            for r in removals {
+                listener(&r.key, &r.value, r.cause);
+            }
+        }
+    }
+
+    fn count(&self, removals: &[Removal<K, V>]) {
+        let (mut evicted, mut expired, mut removed) = (0, 0, 0);
+        for r in removals {
+            match r.cause {
+                RemovalCause::Evicted => evicted += 1,
+                RemovalCause::Expired => expired += 1,
+                RemovalCause::Removed => removed += 1,
+                RemovalCause::Replaced => {}
+            }
+        }
+        self.evictions.add(evicted);
+        self.expirations.add(expired);
+        self.removals.add(removed);
     }
 
     /// Returns a clone of the value of `key` and records the hit.
     ///
     /// Runs under the shard's *shared* lock and allocates nothing (beyond what `V::clone` does):
-    /// a hit only bumps the entry's atomic access counter (the `visited` bit of SIEVE). `key` may be any borrowed form of `K`
-    /// that hashes the same way (see [`Equivalent`]).
+    /// a hit only bumps the entry's atomic access counter (the `visited` bit of SIEVE). `key` may
+    /// be any borrowed form of `K` that hashes the same way (see [`Equivalent`]). An expired
+    /// entry is a miss; it is then removed (cause [`RemovalCause::Expired`]).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        let hash = self.hash_builder.hash_one(key);
-        let found = self.shard_for(hash).read().get(hash, key).cloned();
-        if found.is_some() {
-            self.hits.incr();
-        } else {
-            self.misses.incr();
-        }
-        found
+        self.lookup(key, true)
     }
 
-    /// Returns a clone of the value of `key` without recording a hit.
+    /// Returns a clone of the value of `key` without recording a hit (no access counter bump, no
+    /// hit or miss counted). An expired entry is a miss, and is removed as by [`Self::get`].
     #[inline]
     pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        let hash = self.hash_builder.hash_one(key);
-        self.shard_for(hash).read().peek(hash, key).cloned()
+        self.lookup(key, false)
     }
 
-    /// Whether `key` is resident, without recording a hit.
+    #[inline]
+    fn lookup<Q>(&self, key: &Q, touch: bool) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let i = self.shard_index(hash);
+        // The shared guard must be gone before an expired entry is removed under the
+        // exclusive one.
+        let expired = {
+            let shard = self.shards[i].lock.read();
+            match shard.lookup(hash, key, &*self.clock, touch) {
+                Lookup::Hit(v) => {
+                    let v = v.clone();
+                    drop(shard);
+                    if touch {
+                        self.hits.incr();
+                    }
+                    return Some(v);
+                }
+                Lookup::Miss => false,
+                Lookup::Expired => true,
+            }
+        };
+        if expired {
+            self.remove_expired(i, hash, key);
+        }
+        if touch {
+            self.misses.incr();
+        }
+        None
+    }
+
+    #[cold]
+    fn remove_expired<Q>(&self, i: usize, hash: u64, key: &Q)
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let removed = self.with_shard(i, |s| s.remove_expired(hash, key, &*self.clock));
+        if let Some(r) = removed {
+            let r = [r];
+            self.count(&r);
+            self.notify(&r);
+        }
+    }
+
+    /// Whether `key` is resident and not expired, without recording a hit.
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash_builder.hash_one(key);
-        self.shard_for(hash).read().peek(hash, key).is_some()
+        let shard = self.shards[self.shard_index(hash)].lock.read();
+        matches!(shard.lookup(hash, key, &*self.clock, false), Lookup::Hit(_))
     }
 
-    /// Inserts `key` with `value`, replacing any old value, and evicts by the policy until the
-    /// shard's weights fit its capacity again.
+    /// Inserts `key` with `value` (no priority, no expiry), as [`Self::insert_with`].
     ///
     /// # Errors
     ///
-    /// [`Rejected`] (with the key and value handed back) if the entry alone weighs more than its
-    /// shard's capacity; an old value of the key is removed all the same.
+    /// As [`Self::insert_with`].
     pub fn insert(&self, key: K, value: V) -> Result<InsertOutcome<K, V>, Rejected<K, V>> {
-        let hash = self.hash_builder.hash_one(&key);
-        let weight = self.weigher.weight(&key, &value).max(1);
-        let result = self
-            .shard_for(hash)
-            .write()
-            .insert(hash, key, value, weight);
-        match &result {
-            Ok(outcome) => {
-                self.insertions.incr();
-                self.evictions.add(outcome.evicted.len() as u64);
-            }
-            Err(_) => self.rejections.incr(),
-        }
-        result
+        self.insert_with(key, value, EntryOptions::default())
     }
 
-    /// Removes `key` and returns its entry.
+    /// Inserts `key` with `value` and per-entry `options`, replacing any old value, and evicts
+    /// by the policy until the weights fit the capacity again.
+    ///
+    /// Eviction runs in the key's shard first. A shard may go over its slice of the capacity
+    /// while the cache as a whole has room; when the cache is over, shards over their slice give
+    /// entries back (after this shard's lock is released, one shard lock at a time). Every
+    /// removed entry is returned in [`InsertOutcome::evicted`] and reported to the listener.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] (with the key and value handed back) if the entry alone weighs more than
+    /// the largest entry admitted ([`Options::max_entry_fraction`]); an old value of the key is
+    /// removed all the same.
+    pub fn insert_with(
+        &self,
+        key: K,
+        value: V,
+        options: EntryOptions,
+    ) -> Result<InsertOutcome<K, V>, Rejected<K, V>> {
+        let hash = self.hash_builder.hash_one(&key);
+        let i = self.shard_index(hash);
+        let weight = self.weigher.weight(&key, &value).max(1);
+        if weight > self.max_entry_weight {
+            let removed = self.with_shard(i, |s| s.remove(hash, &key));
+            self.rejections.incr();
+            let removed = removed.map(|(k, v)| {
+                if let Some(listener) = &self.listener {
+                    listener(&k, &v, RemovalCause::Replaced);
+                }
+                v
+            });
+            return Err(Rejected {
+                key,
+                value,
+                weight,
+                removed,
+            });
+        }
+        let credit = options.priority.min(MAX_PRIORITY);
+        let expires_at = options.expires_at.unwrap_or(NEVER);
+        let Inserted {
+            replaced,
+            mut removed,
+        } = self.with_shard(i, |s| {
+            s.insert(
+                hash,
+                key,
+                value,
+                weight,
+                credit,
+                expires_at,
+                self.capacity,
+                &*self.clock,
+            )
+        });
+        self.insertions.incr();
+        if self.total.load(Ordering::Acquire) > self.capacity {
+            self.keep_budget(i, &mut removed);
+        }
+        self.count(&removed);
+        let replaced = replaced.map(|r| {
+            if r.cause == RemovalCause::Expired {
+                self.expirations.incr();
+            }
+            self.notify(std::slice::from_ref(&r));
+            r.value
+        });
+        self.notify(&removed);
+        Ok(InsertOutcome {
+            replaced,
+            evicted: removed,
+        })
+    }
+
+    /// Brings the cache back within its capacity after an insert into shard `origin` left it
+    /// over: evicts from the shard most over its slice (other than `origin` if any other holds
+    /// entries), one shard lock at a time, until the total fits or nothing is left to evict.
+    #[cold]
+    fn keep_budget(&self, origin: usize, out: &mut Vec<Removal<K, V>>) {
+        while self.total.load(Ordering::Acquire) > self.capacity {
+            let most_over = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|&(j, slot)| j != origin && slot.weight.load(Ordering::Relaxed) > 0)
+                .max_by_key(|(_, slot)| {
+                    i128::from(slot.weight.load(Ordering::Relaxed)) - i128::from(slot.slice)
+                })
+                .map_or(origin, |(j, _)| j);
+            let shed = self.with_shard(most_over, |s| s.shed(self.capacity, &*self.clock, out));
+            if shed == 0 && most_over == origin {
+                break;
+            }
+        }
+    }
+
+    /// Removes `key` and returns its entry (reported to the listener as
+    /// [`RemovalCause::Removed`]). An expired entry is removed all the same.
     pub fn remove<Q>(&self, key: &Q) -> Option<(K, V)>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash_builder.hash_one(key);
-        self.shard_for(hash).write().remove(hash, key)
+        let (k, v) = self.with_shard(self.shard_index(hash), |s| s.remove(hash, key))?;
+        self.removals.incr();
+        if let Some(listener) = &self.listener {
+            listener(&k, &v, RemovalCause::Removed);
+        }
+        Some((k, v))
     }
 
-    /// Removes every entry and returns how many there were. Counters are kept.
+    /// Removes every entry for which `keep` returns `false` (cause [`RemovalCause::Removed`]),
+    /// and every expired entry (cause `Expired`, without asking `keep`), shard by shard; returns
+    /// how many entries `keep` rejected. Used for prefix and namespace sweeps.
+    ///
+    /// `keep` runs under each shard's exclusive lock in turn: it must not call into this cache.
+    /// Entries inserted into a shard after it was swept are not seen.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        let mut rejected = 0;
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            rejected += self.with_shard(i, |s| s.retain(&mut keep, &*self.clock, &mut out));
+            self.count(&out);
+            self.notify(&out);
+            out.clear();
+        }
+        rejected
+    }
+
+    /// Removes every entry and returns how many there were. With a listener each is reported
+    /// ([`RemovalCause::Removed`]); counters are kept.
     pub fn clear(&self) -> usize {
-        self.shards.iter().map(|s| s.write().clear()).sum()
+        let mut out = Vec::new();
+        let mut n = 0;
+        for i in 0..self.shards.len() {
+            let collect = self.listener.is_some().then_some(&mut out);
+            n += self.with_shard(i, |s| s.clear(collect));
+            self.notify(&out);
+            out.clear();
+        }
+        n
     }
 
     /// Entries resident now (summed shard by shard, so not a snapshot under concurrent writes).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.shards.iter().map(|s| s.lock.read().len()).sum()
     }
 
     /// Whether no entry is resident.
@@ -365,14 +724,20 @@ where
     }
 
     /// Sum of the weights of resident entries (bytes for a byte budget). Never above
-    /// [`Self::capacity`] once the operations that ran have returned.
+    /// [`Self::capacity`] once the operations that ran have returned (an insert may take the
+    /// cache over while it makes room in other shards).
     pub fn weight(&self) -> u64 {
-        self.shards.iter().map(|s| s.read().weight()).sum()
+        self.total.load(Ordering::Acquire)
     }
 
     /// The capacity the weights are held to (the sum of the shards' slices).
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// The heaviest entry [`Self::insert`] admits, in weight units.
+    pub fn max_entry_weight(&self) -> u64 {
+        self.max_entry_weight
     }
 
     /// The number of shards.
@@ -382,18 +747,16 @@ where
 
     /// A snapshot of the counters and the current length and weight.
     pub fn stats(&self) -> L1Stats {
-        let (len, weight) = self.shards.iter().fold((0u64, 0u64), |(l, w), s| {
-            let s = s.read();
-            (l + s.len() as u64, w + s.weight())
-        });
         L1Stats {
             hits: self.hits.get(),
             misses: self.misses.get(),
             insertions: self.insertions.get(),
             evictions: self.evictions.get(),
+            expirations: self.expirations.get(),
+            removals: self.removals.get(),
             rejections: self.rejections.get(),
-            len,
-            weight,
+            len: self.len() as u64,
+            weight: self.weight(),
             capacity: self.capacity,
             shards: self.shards.len(),
         }
@@ -411,6 +774,7 @@ where
         K: Clone,
     {
         self.shards[shard]
+            .lock
             .read()
             .keys_oldest_first()
             .map(|(k, v)| (k.clone(), v))
@@ -418,20 +782,35 @@ where
     }
 
     /// Checks every invariant from scratch: each shard's queue links, that the index and the
-    /// queue hold the same entries under their keys' hashes, that each shard's weight counter
-    /// equals the sum of its entries' weights and is within its capacity, and that the shards'
-    /// capacities add up to the cache's. For tests; it takes every shard's lock in turn.
+    /// queue hold the same entries under their keys' hashes, the expiring-entry counts, that
+    /// each shard's weight counter equals the sum of its entries' weights and its mirror, that
+    /// the shards' weights add up to [`Self::weight`] and that is within the capacity, and that
+    /// the shards' slices add up to the capacity. For tests, with no operation running; it takes
+    /// every shard's lock in turn.
     ///
     /// # Panics
     ///
     /// On the first broken invariant, with a message naming it.
     pub fn validate(&self) {
-        let mut capacity = 0;
-        for shard in &*self.shards {
-            let shard = shard.read();
+        let (mut capacity, mut weight) = (0, 0);
+        for (i, slot) in self.shards.iter().enumerate() {
+            let shard = slot.lock.read();
             shard.validate(&self.hash_builder);
+            assert_eq!(shard.capacity(), slot.slice, "shard {i}: slice is off");
+            assert_eq!(
+                shard.weight(),
+                slot.weight.load(Ordering::Relaxed),
+                "shard {i}: weight mirror is off"
+            );
             capacity += shard.capacity();
+            weight += shard.weight();
         }
         assert_eq!(capacity, self.capacity, "shard capacities do not add up");
+        assert_eq!(weight, self.weight(), "shard weights do not add up");
+        assert!(
+            weight <= self.capacity,
+            "weight {weight} is above capacity {}",
+            self.capacity
+        );
     }
 }

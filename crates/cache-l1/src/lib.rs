@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod clock;
 mod ghost;
 mod lists;
 mod policy;
@@ -53,8 +54,10 @@ pub mod stats;
 mod weigher;
 
 pub use cache::{
-    InsertOutcome, MIN_ENTRIES_PER_SHARD, Options, OptionsError, Rejected, ShardedSieve,
+    DEFAULT_MAX_ENTRY_FRACTION, EntryOptions, InsertOutcome, MAX_PRIORITY, MIN_ENTRIES_PER_SHARD,
+    Options, OptionsError, Rejected, Removal, RemovalCause, ShardedSieve,
 };
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use hashbrown::Equivalent;
 pub use policy::{MainQueue, Policy, S3FifoParams};
 pub use stats::L1Stats;

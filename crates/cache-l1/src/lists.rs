@@ -11,6 +11,10 @@
 //! (wrapping to the tail) decrementing counters, and stops at the first node whose counter is
 //! 0; after that node is removed the hand rests on its newer neighbour. With a cap of 1 the
 //! counter is the paper's `visited` bit.
+//!
+//! Two additions, both inert by default so that the hands stay the paper's: a node's *priority
+//! credit* spares it from a hand that would evict it, one unit per pass, and a caller's
+//! `expired` predicate makes the hand take an expired node at once, whatever its counter.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -35,6 +39,8 @@ struct Node<T> {
     weight: u64,
     freq: AtomicU8,
     list: ListId,
+    /// Passes of a hand this node survives with its counter at 0 (its priority).
+    credit: u8,
     /// Toward the head (newer); `NIL` at the head.
     newer: u32,
     /// Toward the tail (older); `NIL` at the tail.
@@ -122,12 +128,33 @@ impl<T> Lists<T> {
         }
     }
 
-    /// Inserts `item` at the head of `list` with counter `freq`, and returns its index.
+    /// The priority credit left to the node at `idx`.
+    pub(crate) fn credit(&self, idx: u32) -> u8 {
+        self.nodes[idx as usize].credit
+    }
+
+    /// Spends one unit of `idx`'s priority credit; `false` if it had none.
+    pub(crate) fn spend_credit(&mut self, idx: u32) -> bool {
+        let c = &mut self.nodes[idx as usize].credit;
+        let had = *c > 0;
+        *c = c.saturating_sub(1);
+        had
+    }
+
+    /// Inserts `item` at the head of `list` with counter `freq` and priority credit `credit`,
+    /// and returns its index.
     ///
     /// # Panics
     ///
     /// If the lists already hold `u32::MAX - 1` nodes.
-    pub(crate) fn push_head(&mut self, list: ListId, item: T, weight: u64, freq: u8) -> u32 {
+    pub(crate) fn push_head(
+        &mut self,
+        list: ListId,
+        item: T,
+        weight: u64,
+        freq: u8,
+        credit: u8,
+    ) -> u32 {
         let entry = self.nodes.vacant_entry();
         let idx = u32::try_from(entry.key())
             .ok()
@@ -138,6 +165,7 @@ impl<T> Lists<T> {
             weight,
             freq: AtomicU8::new(freq),
             list,
+            credit,
             newer: NIL,
             older: NIL,
         });
@@ -168,9 +196,15 @@ impl<T> Lists<T> {
 
     /// Runs `list`'s SIEVE hand to the next node to evict and returns its index (it is not
     /// removed; [`Self::remove`] then leaves the hand on its newer neighbour). Counters the hand
-    /// passes go down by one. Returns `None` only when the list is empty. Runs under the exclusive
-    /// lock, so no hit can raise a counter behind the hand: it stops within `cap` laps.
-    pub(crate) fn next_victim(&mut self, list: ListId) -> Option<u32> {
+    /// passes go down by one; a node whose counter is 0 spends a unit of priority credit instead,
+    /// if it has one. The first node that is `expired`, or has neither, is the victim. Returns
+    /// `None` only when the list is empty. Runs under the exclusive lock, so no hit can raise a
+    /// counter behind the hand: it stops within `cap + max credit` laps.
+    pub(crate) fn next_victim(
+        &mut self,
+        list: ListId,
+        expired: impl Fn(&T) -> bool,
+    ) -> Option<u32> {
         let ends = self.ends[list as usize];
         if ends.tail == NIL {
             return None;
@@ -182,11 +216,17 @@ impl<T> Lists<T> {
         };
         loop {
             let node = &mut self.nodes[cur as usize];
-            let freq = node.freq.get_mut();
-            if *freq == 0 {
+            if expired(&node.item) {
                 break;
             }
-            *freq -= 1;
+            let freq = node.freq.get_mut();
+            if *freq > 0 {
+                *freq -= 1;
+            } else if node.credit > 0 {
+                node.credit -= 1;
+            } else {
+                break;
+            }
             cur = if node.newer == NIL {
                 ends.tail
             } else {
@@ -198,15 +238,28 @@ impl<T> Lists<T> {
     }
 
     /// CLOCK over `list`: looks at the tail; a node with a counter above 0 has it decremented
-    /// and moves to the head; the first node at 0 is returned (not removed).
-    pub(crate) fn next_victim_clock(&mut self, list: ListId) -> Option<u32> {
+    /// (or else a unit of priority credit spent) and moves to the head; the first node that is
+    /// `expired`, or has neither, is returned (not removed).
+    pub(crate) fn next_victim_clock(
+        &mut self,
+        list: ListId,
+        expired: impl Fn(&T) -> bool,
+    ) -> Option<u32> {
         loop {
             let tail = self.tail(list)?;
-            let freq = self.nodes[tail as usize].freq.get_mut();
-            if *freq == 0 {
+            let node = &mut self.nodes[tail as usize];
+            if expired(&node.item) {
                 return Some(tail);
             }
-            let f = *freq - 1;
+            let freq = node.freq.get_mut();
+            let f = if *freq > 0 {
+                *freq - 1
+            } else if node.credit > 0 {
+                node.credit -= 1;
+                0
+            } else {
+                return Some(tail);
+            };
             self.unlink(tail);
             *self.nodes[tail as usize].freq.get_mut() = f;
             self.link_head(list, tail);
@@ -338,7 +391,7 @@ mod tests {
     const MAIN: ListId = ListId::Main;
 
     fn evict(q: &mut Lists<u32>) -> u32 {
-        let v = q.next_victim(MAIN).expect("non-empty");
+        let v = q.next_victim(MAIN, |_| false).expect("non-empty");
         q.remove(v).0
     }
 
@@ -346,7 +399,7 @@ mod tests {
     fn evicts_in_fifo_order_without_hits() {
         let mut q = Lists::new();
         for i in 0..4 {
-            q.push_head(MAIN, i, 1, 0);
+            q.push_head(MAIN, i, 1, 0, 0);
         }
         assert_eq!((evict(&mut q), evict(&mut q)), (0, 1));
         q.validate();
@@ -356,7 +409,7 @@ mod tests {
     fn visited_entries_survive_one_pass_and_the_hand_keeps_its_place() {
         // The example from the paper's Figure 1, in miniature: tail A B C D head, A and C hit.
         let mut q = Lists::new();
-        let idx: Vec<u32> = (0..4).map(|i| q.push_head(MAIN, i, 1, 0)).collect();
+        let idx: Vec<u32> = (0..4).map(|i| q.push_head(MAIN, i, 1, 0, 0)).collect();
         q.touch(idx[0], [1, 1]);
         q.touch(idx[2], [1, 1]);
         q.touch(idx[2], [1, 1]); // saturates at the cap
@@ -365,7 +418,7 @@ mod tests {
         assert_eq!(q.freq(idx[0]), 0);
         assert_eq!(q.hand(MAIN), Some(idx[2]));
         // A new entry E enters at the head; the hand clears C, evicts D and rests on E.
-        q.push_head(MAIN, 4, 1, 0);
+        q.push_head(MAIN, 4, 1, 0, 0);
         assert_eq!(evict(&mut q), 3);
         assert_eq!(
             q.hand(MAIN),
@@ -376,16 +429,16 @@ mod tests {
         assert_eq!(evict(&mut q), 4);
         assert_eq!(evict(&mut q), 0);
         assert_eq!(evict(&mut q), 2);
-        assert_eq!(q.next_victim(MAIN), None);
+        assert_eq!(q.next_victim(MAIN, |_| false), None);
         q.validate();
     }
 
     #[test]
     fn removing_the_node_under_the_hand_moves_the_hand_newer() {
         let mut q = Lists::new();
-        let idx: Vec<u32> = (0..3).map(|i| q.push_head(MAIN, i, 1, 0)).collect();
+        let idx: Vec<u32> = (0..3).map(|i| q.push_head(MAIN, i, 1, 0, 0)).collect();
         q.touch(idx[0], [1, 1]);
-        assert_eq!(q.next_victim(MAIN), Some(idx[1]));
+        assert_eq!(q.next_victim(MAIN, |_| false), Some(idx[1]));
         q.remove(idx[1]);
         assert_eq!(q.hand(MAIN), Some(idx[2]));
         q.remove(idx[2]);
@@ -400,8 +453,8 @@ mod tests {
     #[test]
     fn counters_above_one_buy_extra_passes() {
         let mut q = Lists::new();
-        let a = q.push_head(MAIN, 0, 1, 0);
-        let _b = q.push_head(MAIN, 1, 1, 0);
+        let a = q.push_head(MAIN, 0, 1, 0, 0);
+        let _b = q.push_head(MAIN, 1, 1, 0, 0);
         for _ in 0..3 {
             q.touch(a, [1, 3]);
         }
@@ -411,10 +464,44 @@ mod tests {
     }
 
     #[test]
+    fn priority_credit_spares_a_node_once_per_unit_and_expiry_overrides_everything() {
+        let mut q = Lists::new();
+        let a = q.push_head(MAIN, 0, 1, 0, 2);
+        let _b = q.push_head(MAIN, 1, 1, 0, 0);
+        let c = q.push_head(MAIN, 2, 1, 0, 0);
+        q.touch(c, [1, 1]);
+        // A spends a unit of credit and B goes. Then C's bit clears and A, expired, is taken
+        // with its credit left; once it is not expired, A spends its last unit and C goes.
+        assert_eq!(evict(&mut q), 1);
+        assert_eq!(q.credit(a), 1);
+        let victim = q.next_victim(MAIN, |&item| item == 0).unwrap();
+        assert_eq!(victim, a, "an expired node is taken despite its credit");
+        assert_eq!(q.credit(a), 1);
+        assert_eq!(evict(&mut q), 2, "C's bit cleared on the first pass");
+        assert_eq!(evict(&mut q), 0);
+        // CLOCK spends credit the same way.
+        let clock_a = q.push_head(MAIN, 5, 1, 0, 1);
+        let clock_b = q.push_head(MAIN, 6, 1, 0, 0);
+        assert_eq!(q.next_victim_clock(MAIN, |_| false), Some(clock_b));
+        assert_eq!(q.credit(clock_a), 0);
+        q.remove(clock_b);
+        let clock_c = q.push_head(MAIN, 7, 1, 0, 3);
+        q.touch(clock_c, [1, 1]);
+        q.remove(clock_a);
+        assert_eq!(q.next_victim_clock(MAIN, |&i| i == 7), Some(clock_c));
+        assert_eq!(
+            (q.freq(clock_c), q.credit(clock_c)),
+            (1, 3),
+            "an expired node spends nothing"
+        );
+        q.validate();
+    }
+
+    #[test]
     fn nodes_move_between_lists_keeping_weights() {
         let mut q = Lists::new();
-        let a = q.push_head(ListId::Small, 10, 7, 2);
-        let b = q.push_head(ListId::Small, 11, 5, 0);
+        let a = q.push_head(ListId::Small, 10, 7, 2, 0);
+        let b = q.push_head(ListId::Small, 11, 5, 0, 0);
         assert_eq!(q.list_weight(ListId::Small), 12);
         q.move_to_head(a, MAIN);
         assert_eq!((q.list_of(a), q.freq(a)), (MAIN, 0));

@@ -1,17 +1,23 @@
 //! One shard: a hash index over the policy's lists, held to a weight capacity.
 //!
 //! A shard is a single-threaded state machine; [`crate::ShardedSieve`] wraps each in a
-//! reader-writer lock. Only [`Shard::get`] runs under the shared lock, and it touches nothing but
-//! an atomic access counter.
+//! reader-writer lock. Only [`Shard::lookup`] runs under the shared lock, and it touches nothing
+//! but an atomic access counter.
 
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::{Equivalent, HashTable};
 
+use crate::clock::Clock;
 use crate::ghost::Ghost;
 use crate::lists::{ListId, Lists};
 use crate::policy::{MainQueue, Policy};
-use crate::{InsertOutcome, Rejected};
+use crate::{Removal, RemovalCause};
+
+/// The expiry timestamp of an entry that never expires.
+pub(crate) const NEVER: u64 = u64::MAX;
 
 /// What a list node carries.
 #[derive(Debug)]
@@ -20,6 +26,42 @@ pub(crate) struct Entry<K, V> {
     pub(crate) value: V,
     /// The full hash of `key`, kept so the table can rehash and removal can find the slot.
     pub(crate) hash: u64,
+    /// When the entry expires, in the clock's unit; [`NEVER`] if it does not.
+    pub(crate) expires_at: u64,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    fn expired_at(&self, now: Option<u64>) -> bool {
+        now.is_some_and(|now| now >= self.expires_at)
+    }
+
+    fn into_removal(self, cause: RemovalCause) -> Removal<K, V> {
+        Removal {
+            key: self.key,
+            value: self.value,
+            cause,
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup<T> {
+    Hit(T),
+    Miss,
+    /// The key is resident but expired: a miss, and the entry should go.
+    Expired,
+}
+
+/// What [`Shard::insert`] did besides linking the new entry.
+#[derive(Debug)]
+pub(crate) struct Inserted<K, V> {
+    /// The key's previous entry, with the cause to report it under (`Replaced`, or `Expired`
+    /// if it had expired already).
+    pub(crate) replaced: Option<Removal<K, V>>,
+    /// Entries removed to make room, in order (`Evicted` or `Expired`).
+    pub(crate) removed: Vec<Removal<K, V>>,
 }
 
 #[derive(Debug)]
@@ -31,14 +73,19 @@ pub(crate) struct Shard<K, V> {
     policy: Policy,
     /// Counter caps per list, from the policy.
     caps: [u8; 2],
-    /// The most the resident weights may sum to once an operation returns.
+    /// This shard's slice of the cache's capacity: the most it holds while the cache as a whole
+    /// is full. It may hold more while other shards leave part of theirs unused.
     capacity: u64,
     /// The main queue's share of `capacity` (the scan-resistant policy's; all of it for SIEVE).
     main_capacity: u64,
+    /// Resident entries that carry an expiry timestamp; while 0, nothing reads the clock.
+    expiring: usize,
+    /// The weight of the whole cache (every shard), kept up to date by every link and unlink.
+    total: Arc<AtomicU64>,
 }
 
 impl<K: Eq, V> Shard<K, V> {
-    pub(crate) fn new(capacity: u64, policy: Policy) -> Self {
+    pub(crate) fn new(capacity: u64, policy: Policy, total: Arc<AtomicU64>) -> Self {
         let main_capacity = match policy {
             Policy::Sieve => capacity,
             #[expect(
@@ -57,6 +104,8 @@ impl<K: Eq, V> Shard<K, V> {
             caps: policy.freq_caps(),
             capacity,
             main_capacity,
+            expiring: 0,
+            total,
         }
     }
 
@@ -73,6 +122,11 @@ impl<K: Eq, V> Shard<K, V> {
         self.capacity
     }
 
+    /// "Now", if this shard holds entries that can expire.
+    fn now_if_expiring(&self, clock: &dyn Clock) -> Option<u64> {
+        (self.expiring > 0).then(|| clock.now())
+    }
+
     #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
@@ -83,94 +137,140 @@ impl<K: Eq, V> Shard<K, V> {
             .copied()
     }
 
-    /// Looks `key` up and, on a hit, bumps its access counter. Needs only `&self`.
+    /// Looks `key` up and, on a hit, bumps its access counter (`touch`) or not (a peek). Needs
+    /// only `&self`; reads the clock only if the entry has an expiry timestamp.
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    pub(crate) fn lookup<Q>(&self, hash: u64, key: &Q, clock: &dyn Clock, touch: bool) -> Lookup<&V>
     where
         Q: Equivalent<K> + ?Sized,
     {
-        let idx = self.find(hash, key)?;
-        self.lists.touch(idx, self.caps);
-        Some(&self.lists.get(idx).value)
-    }
-
-    /// Looks `key` up without touching its access counter.
-    #[inline]
-    pub(crate) fn peek<Q>(&self, hash: u64, key: &Q) -> Option<&V>
-    where
-        Q: Equivalent<K> + ?Sized,
-    {
-        self.find(hash, key).map(|idx| &self.lists.get(idx).value)
+        let Some(idx) = self.find(hash, key) else {
+            return Lookup::Miss;
+        };
+        let entry = self.lists.get(idx);
+        if entry.expires_at != NEVER && clock.now() >= entry.expires_at {
+            return Lookup::Expired;
+        }
+        if touch {
+            self.lists.touch(idx, self.caps);
+        }
+        Lookup::Hit(&entry.value)
     }
 
     /// Inserts or replaces `key`. A replacement is a new entry: the old one is removed first (its
     /// weight given back); the new one enters at the head of the list the old one was in, with
-    /// its counter at 0.
+    /// its counter at 0 and `credit` as its priority credit.
     ///
     /// Evicts *before* linking the new entry, as the paper's algorithm does, so the new entry is
-    /// never its own victim. If `weight` exceeds the shard's capacity the entry is rejected; an
-    /// old value of the key is removed all the same, so a reader never sees a value older than
-    /// the one the caller tried to store.
+    /// never its own victim, while both this shard would go over its slice and the cache over
+    /// `global_capacity`. So the shard may grow past its slice into room other shards leave
+    /// unused (an entry larger than the slice is no reason to refuse it); [`Shard::shed`] takes
+    /// such room back when the cache as a whole is over. With one shard this is the policy's
+    /// own rule, `while weight + new > capacity`.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one entry")]
     pub(crate) fn insert(
         &mut self,
         hash: u64,
         key: K,
         value: V,
         weight: u64,
-    ) -> Result<InsertOutcome<K, V>, Rejected<K, V>> {
+        credit: u8,
+        expires_at: u64,
+        global_capacity: u64,
+        clock: &dyn Clock,
+    ) -> Inserted<K, V> {
+        let now = self.now_if_expiring(clock);
         let old = self.find(hash, &key).map(|idx| {
             let list = self.lists.list_of(idx);
-            (self.unlink(idx), list)
+            let entry = self.unlink(idx);
+            let cause = if entry.expired_at(now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            };
+            (entry.into_removal(cause), list)
         });
         let (replaced, old_list) = match old {
-            Some((entry, list)) => (Some(entry.value), Some(list)),
+            Some((removal, list)) => (Some(removal), Some(list)),
             None => (None, None),
         };
-        if weight > self.capacity {
-            return Err(Rejected {
-                key,
-                value,
-                weight,
-                removed: replaced,
-            });
-        }
         let list = match self.policy {
             Policy::Sieve => ListId::Main,
             Policy::S3Fifo(_) => match old_list {
                 Some(list) => list,
                 None if self.ghost.take(hash) => ListId::Main,
-                None if self.lists.list_weight(ListId::Main) + weight <= self.main_capacity => {
+                None if self.lists.list_weight(ListId::Main)
+                    <= self.main_capacity.saturating_sub(weight)
+                    && weight <= self.main_capacity =>
+                {
                     ListId::Main
                 }
                 None => ListId::Small,
             },
         };
-        let mut evicted = Vec::new();
-        // `weight <= capacity` holds between operations, so the room never underflows, and
-        // comparing against it cannot overflow as `self.weight() + weight` could.
-        while self.capacity - self.weight() < weight {
-            let entry = self
-                .evict_one()
-                .expect("weight above zero implies a resident entry");
-            evicted.push((entry.key, entry.value));
+        let mut removed = Vec::new();
+        // `weight + new > capacity`, written so that it cannot overflow (`new <= global_capacity`
+        // holds, and a shard's slice saturates to 0 for an entry larger than it).
+        while self.weight() > self.capacity.saturating_sub(weight)
+            && self.total.load(Ordering::Acquire) > global_capacity - weight
+        {
+            match self.evict_one(now) {
+                Some(r) => removed.push(r),
+                None => break,
+            }
         }
-        let idx = self
-            .lists
-            .push_head(list, Entry { key, value, hash }, weight, 0);
+        let entry = Entry {
+            key,
+            value,
+            hash,
+            expires_at,
+        };
+        let idx = self.lists.push_head(list, entry, weight, 0, credit);
         let lists = &self.lists;
         self.table.insert_unique(hash, idx, |&i| lists.get(i).hash);
-        Ok(InsertOutcome { replaced, evicted })
+        self.expiring += usize::from(expires_at != NEVER);
+        self.total.fetch_add(weight, Ordering::AcqRel);
+        Inserted { replaced, removed }
     }
 
-    /// Evicts one entry by the policy and returns it, or `None` if the shard is empty.
-    fn evict_one(&mut self) -> Option<Entry<K, V>> {
+    /// Evicts for the cache-wide budget: while the cache is over `global_capacity`, and this
+    /// shard is over its slice or has given up nothing yet. Appends what it removed to `out`
+    /// and returns how many.
+    pub(crate) fn shed(
+        &mut self,
+        global_capacity: u64,
+        clock: &dyn Clock,
+        out: &mut Vec<Removal<K, V>>,
+    ) -> usize {
+        let now = self.now_if_expiring(clock);
+        let mut n = 0;
+        while self.total.load(Ordering::Acquire) > global_capacity
+            && (n == 0 || self.weight() > self.capacity)
+        {
+            match self.evict_one(now) {
+                Some(r) => out.push(r),
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Evicts one entry by the policy and returns it, or `None` if the shard is empty. An
+    /// expired entry the policy's scan meets goes first, whatever its counter.
+    fn evict_one(&mut self, now: Option<u64>) -> Option<Removal<K, V>> {
+        let expired = |e: &Entry<K, V>| e.expired_at(now);
         if let Policy::S3Fifo(p) = self.policy
             && self.lists.list_weight(ListId::Main) <= self.main_capacity
         {
-            // Shed the small queue until one entry leaves: entries hit often enough there move
-            // on to the main queue, the first one that was not is evicted and remembered.
+            // Shed the small queue until one entry leaves: entries hit often enough there (or
+            // with priority credit to spend) move on to the main queue, the first one that was
+            // not is evicted and remembered.
             while let Some(tail) = self.lists.tail(ListId::Small) {
-                if self.lists.freq(tail) >= p.promote_hits {
+                if expired(self.lists.get(tail)) {
+                    return Some(self.unlink(tail).into_removal(RemovalCause::Expired));
+                }
+                if self.lists.freq(tail) >= p.promote_hits || self.lists.spend_credit(tail) {
                     self.lists.move_to_head(tail, ListId::Main);
                 } else {
                     let entry = self.unlink(tail);
@@ -182,17 +282,23 @@ impl<K: Eq, V> Shard<K, V> {
                     )]
                     let ghost_capacity = ((self.len() + 1) as f64 * p.ghost_ratio).round() as usize;
                     self.ghost.insert(entry.hash, ghost_capacity);
-                    return Some(entry);
+                    return Some(entry.into_removal(RemovalCause::Evicted));
                 }
             }
         }
         let victim = match self.policy {
             Policy::S3Fifo(p) if p.main_queue == MainQueue::Clock => {
-                self.lists.next_victim_clock(ListId::Main)?
+                self.lists.next_victim_clock(ListId::Main, expired)?
             }
-            _ => self.lists.next_victim(ListId::Main)?,
+            _ => self.lists.next_victim(ListId::Main, expired)?,
         };
-        Some(self.unlink(victim))
+        let entry = self.unlink(victim);
+        let cause = if entry.expired_at(now) {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Evicted
+        };
+        Some(entry.into_removal(cause))
     }
 
     /// Removes `key` and returns its entry.
@@ -205,11 +311,68 @@ impl<K: Eq, V> Shard<K, V> {
         Some((entry.key, entry.value))
     }
 
-    /// Removes every entry (and the ghost history) and returns how many entries there were.
-    pub(crate) fn clear(&mut self) -> usize {
+    /// Removes `key` if it is resident and expired, and returns it.
+    pub(crate) fn remove_expired<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        clock: &dyn Clock,
+    ) -> Option<Removal<K, V>>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        let now = self.now_if_expiring(clock);
+        if !self.lists.get(idx).expired_at(now) {
+            return None;
+        }
+        Some(self.unlink(idx).into_removal(RemovalCause::Expired))
+    }
+
+    /// Removes every entry `keep` says no to (cause `Removed`) and every expired entry (cause
+    /// `Expired`, without asking `keep`), appending them to `out`. Returns how many `keep`
+    /// rejected.
+    pub(crate) fn retain(
+        &mut self,
+        keep: &mut impl FnMut(&K, &V) -> bool,
+        clock: &dyn Clock,
+        out: &mut Vec<Removal<K, V>>,
+    ) -> usize {
+        let now = self.now_if_expiring(clock);
+        let mut doomed = Vec::new();
+        for list in [ListId::Small, ListId::Main] {
+            for (idx, e) in self.lists.iter_oldest_first(list) {
+                if e.expired_at(now) {
+                    doomed.push((idx, RemovalCause::Expired));
+                } else if !keep(&e.key, &e.value) {
+                    doomed.push((idx, RemovalCause::Removed));
+                }
+            }
+        }
+        let mut rejected = 0;
+        for (idx, cause) in doomed {
+            rejected += usize::from(cause == RemovalCause::Removed);
+            out.push(self.unlink(idx).into_removal(cause));
+        }
+        rejected
+    }
+
+    /// Removes every entry (and the ghost history) and returns how many there were; with `out`,
+    /// hands them over (cause `Removed`) instead of dropping them.
+    pub(crate) fn clear(&mut self, out: Option<&mut Vec<Removal<K, V>>>) -> usize {
         let n = self.lists.len();
-        self.table.clear();
-        self.lists.clear();
+        if let Some(out) = out {
+            for list in [ListId::Small, ListId::Main] {
+                while let Some(tail) = self.lists.tail(list) {
+                    out.push(self.unlink(tail).into_removal(RemovalCause::Removed));
+                }
+            }
+        } else {
+            self.total.fetch_sub(self.weight(), Ordering::AcqRel);
+            self.table.clear();
+            self.lists.clear();
+            self.expiring = 0;
+        }
         self.ghost.clear();
         n
     }
@@ -223,7 +386,10 @@ impl<K: Eq, V> Shard<K, V> {
             }
             Err(_) => unreachable!("list entry {idx} is missing from the index"),
         }
-        self.lists.remove(idx).0
+        let (entry, weight) = self.lists.remove(idx);
+        self.expiring -= usize::from(entry.expires_at != NEVER);
+        self.total.fetch_sub(weight, Ordering::AcqRel);
+        entry
     }
 
     /// Keys with their access counters: the main queue (or for the scan-resistant policy, the
@@ -266,6 +432,10 @@ impl<K: Eq, V> Shard<K, V> {
                     self.lists.freq(idx) <= self.caps[list as usize],
                     "counter over cap"
                 );
+                assert!(
+                    self.lists.credit(idx) <= crate::MAX_PRIORITY,
+                    "credit over the maximum priority"
+                );
                 assert_eq!(
                     self.table.find(entry.hash, |&i| i == idx),
                     Some(&idx),
@@ -285,11 +455,11 @@ impl<K: Eq, V> Shard<K, V> {
                 "SIEVE uses one queue"
             );
         }
-        assert!(
-            self.weight() <= self.capacity,
-            "weight {} is above capacity {}",
-            self.weight(),
-            self.capacity
-        );
+        let expiring = [ListId::Small, ListId::Main]
+            .into_iter()
+            .flat_map(|list| self.lists.iter_oldest_first(list))
+            .filter(|(_, e)| e.expires_at != NEVER)
+            .count();
+        assert_eq!(expiring, self.expiring, "expiring-entry count is off");
     }
 }

@@ -82,9 +82,13 @@ pub struct L1Stats {
     pub misses: u64,
     /// Entries inserted (new keys and replacements).
     pub insertions: u64,
-    /// Entries evicted by SIEVE to keep the budget.
+    /// Entries evicted by the policy to keep the budget.
     pub evictions: u64,
-    /// Inserts refused because the entry alone is heavier than its shard's capacity.
+    /// Expired entries removed (by a lookup, an eviction scan, `retain` or a replacing insert).
+    pub expirations: u64,
+    /// Entries the caller removed (`remove`, `retain`; not `clear`).
+    pub removals: u64,
+    /// Inserts refused because the entry alone is heavier than the largest entry admitted.
     pub rejections: u64,
     /// Entries resident now.
     pub len: u64,

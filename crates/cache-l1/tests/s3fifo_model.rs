@@ -13,8 +13,8 @@ use cache_l1::{MainQueue, Options, Policy, S3FifoParams, UnitWeigher};
 use common::{Reference, build, check_against, op};
 use proptest::prelude::*;
 
-/// (key, weight, counter)
-type Slot = (u8, u64, u8);
+/// (key, weight, counter, priority credit)
+type Slot = (u8, u64, u8, u8);
 
 #[derive(Debug)]
 struct ReferenceS3Fifo {
@@ -90,9 +90,11 @@ impl ReferenceS3Fifo {
     fn evict_one(&mut self) -> u8 {
         if Self::weight(&self.main) <= self.main_capacity {
             while !self.small.is_empty() {
-                let (k, w, f) = self.small.remove(0);
+                let (k, w, f, c) = self.small.remove(0);
                 if f >= self.p.promote_hits {
-                    self.main.push((k, w, 0));
+                    self.main.push((k, w, 0, c));
+                } else if c > 0 {
+                    self.main.push((k, w, 0, c - 1));
                 } else {
                     let len = self.small.len() + self.main.len();
                     #[expect(
@@ -107,16 +109,19 @@ impl ReferenceS3Fifo {
             }
         }
         loop {
-            let (k, w, f) = self.main.remove(0);
-            if f == 0 {
+            let (k, w, f, c) = self.main.remove(0);
+            if f > 0 {
+                self.main.push((k, w, f - 1, c));
+            } else if c > 0 {
+                self.main.push((k, w, 0, c - 1));
+            } else {
                 return k;
             }
-            self.main.push((k, w, f - 1));
         }
     }
 
     /// Returns (replaced, evicted keys, rejected).
-    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool) {
+    fn insert(&mut self, k: u8, w: u64, p: u8) -> (bool, Vec<u8>, bool) {
         let old = self.take_resident(k);
         if w > self.capacity {
             return (old.is_some(), Vec::new(), true);
@@ -134,9 +139,9 @@ impl ReferenceS3Fifo {
             evicted.push(self.evict_one());
         }
         if to_main {
-            self.main.push((k, w, 0));
+            self.main.push((k, w, 0, p));
         } else {
-            self.small.push((k, w, 0));
+            self.small.push((k, w, 0, p));
         }
         (old.is_some(), evicted, false)
     }
@@ -155,8 +160,8 @@ impl Reference for ReferenceS3Fifo {
         ReferenceS3Fifo::get(self, k)
     }
 
-    fn insert(&mut self, k: u8, w: u64) -> (bool, Vec<u8>, bool) {
-        ReferenceS3Fifo::insert(self, k, w)
+    fn insert(&mut self, k: u8, w: u64, p: u8) -> (bool, Vec<u8>, bool) {
+        ReferenceS3Fifo::insert(self, k, w, p)
     }
 
     fn remove(&mut self, k: u8) -> Option<u8> {
