@@ -146,6 +146,7 @@ fn engine_config(
             },
             shards: c.shards,
             policy: c.policy,
+            max_entry_fraction: None,
         },
         l2: None,
     };

@@ -115,6 +115,9 @@ impl TieredCache {
         let mut options = Options::new(capacity)
             .policy(config.l1.policy.to_policy())
             .estimated_entries(entries);
+        if let Some(f) = config.l1.max_entry_fraction {
+            options = options.max_entry_fraction(f);
+        }
         if let Some(shards) = config.l1.shards {
             options = options.shards(shards);
         }

@@ -37,8 +37,8 @@ pub struct Config {
     pub l2: Option<L2Options>,
 }
 
-/// The in-memory tier: a sharded SIEVE cache with a byte budget (or an entry count).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The in-memory tier: a sharded SIEVE-family cache with a byte budget (or an entry count).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L1Config {
     /// Byte budget: the sum over resident entries of namespace + key + value length + a fixed
@@ -56,6 +56,10 @@ pub struct L1Config {
     /// The eviction policy: `"s3-fifo"` (scan-resistant, the default) or `"sieve"` (exactly
     /// the paper's SIEVE per shard).
     pub policy: L1Policy,
+    /// The largest share of the budget one entry may use, in (0, 1]; heavier entries are not
+    /// kept in L1 (counted in `l1_rejections`; with an L2 they are still served from there).
+    /// Default: 0.25.
+    pub max_entry_fraction: Option<f64>,
 }
 
 /// The L1 eviction policy, as the config names it. See [`cache_l1::Policy`].
@@ -178,6 +182,14 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(f) = self.l1.max_entry_fraction
+            && !(f > 0.0 && f <= 1.0)
+        {
+            return Err(ConfigError::Invalid {
+                field: "l1.max_entry_fraction",
+                reason: format!("{f} is not in (0, 1]"),
+            });
+        }
         if let Some(l2) = &self.l2 {
             l2.validate().map_err(ConfigError::L2)?;
         }
@@ -212,6 +224,8 @@ mod tests {
                 "l2.compression.level",
             ),
             ("[l1]\nmax_byte = 5", "max_byte"),
+            ("[l1]\nmax_entry_fraction = 1.5", "l1.max_entry_fraction"),
+            ("[l1]\nmax_entry_fraction = 0.0", "l1.max_entry_fraction"),
         ];
         for (text, field) in cases {
             let err = Config::from_toml_str(text).unwrap_err().to_string();

@@ -740,6 +740,12 @@ where
         self.max_entry_weight
     }
 
+    /// Bytes of the slab node that holds one entry, key and value inline: the fixed part of
+    /// the per-entry memory (see the crate docs for the rest).
+    pub const fn node_bytes() -> usize {
+        crate::lists::node_bytes::<crate::shard::Entry<K, V>>()
+    }
+
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()

@@ -66,6 +66,12 @@ impl Ends {
     };
 }
 
+/// Bytes of the node holding an item of type `T` (the slab's slot may add a tag word, unless
+/// the node has a niche for it).
+pub(crate) const fn node_bytes<T>() -> usize {
+    size_of::<Node<T>>()
+}
+
 /// Two lists of items of type `T` over one slab, addressed by stable `u32` indices.
 #[derive(Debug)]
 pub(crate) struct Lists<T> {

@@ -199,3 +199,13 @@ fn weights_near_u64_max_do_not_overflow_the_budget_arithmetic() {
     assert_eq!(cache.weight(), 10);
     cache.validate();
 }
+
+#[test]
+fn the_documented_node_size_holds_for_u64_keys_and_bytes_values() {
+    // The crate docs give size_of::<K>() + size_of::<V>() + 40, rounded to the alignment.
+    assert_eq!(
+        cache_l1::ShardedSieve::<u64, [u64; 4]>::node_bytes(),
+        8 + 32 + 40
+    );
+    assert_eq!(cache_l1::ShardedSieve::<u64, u64>::node_bytes(), 8 + 8 + 40);
+}
