@@ -13,8 +13,8 @@ use cache_core::L1Policy;
 use clap::{Args, Parser, Subcommand};
 
 /// Load-testing tool for the tiered L1/L2 cache: replays real traces and synthetic workloads
-/// through it and, in the same run, through moka, and reports hit ratios per tier, byte miss
-/// ratio and throughput.
+/// through it and, in the same run, through peer caches (moka, `quick_cache`, lru), and reports
+/// hit ratios per tier, byte miss ratio and throughput.
 ///
 /// With no arguments it runs `cache-bench zipf` with its defaults: a Zipf(0.99) workload of
 /// 1,000,000 requests over 100,000 keys of 1 KiB, through a 16 MiB L1 and a 64 MiB L2 in a
@@ -95,7 +95,8 @@ struct CacheArgs {
     /// afterwards.
     #[arg(long, value_name = "DIR", conflicts_with = "no_l2")]
     l2_dir: Option<PathBuf>,
-    /// Peer caches to run beside ours on the same requests.
+    /// Peer caches to run beside ours on the same requests, with the same budget and weigher as
+    /// our L1: moka (W-TinyLFU), `quick_cache` (S3-FIFO with CLOCK-Pro ideas), lru (exact LRU).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
     peers: Vec<Peer>,
     /// Also write the report as JSON to FILE.
