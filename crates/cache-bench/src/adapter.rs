@@ -197,6 +197,81 @@ impl cache_l1::Weigher<u64, Bytes> for EntryWeigher {
     }
 }
 
+/// Our L1 alone (`cache_l1::ShardedSieve`), without the tiered cache around it: the cache
+/// `cache-bench mrc` measures under the policy names `s3-fifo` and `sieve`.
+pub struct L1Target {
+    cache: cache_l1::ShardedSieve<u64, Bytes, EntryWeigher>,
+    name: &'static str,
+    values: Values,
+}
+
+impl std::fmt::Debug for L1Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1Target")
+            .field("name", &self.name)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl L1Target {
+    /// An L1 of `capacity` entries (`by_bytes == false`) or bytes weighed by [`EntryWeigher`],
+    /// running `policy` (default: the engine's, S3-FIFO) in `shards` shards (default: the
+    /// engine's shard count for the capacity), reported as `name`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's, for a zero capacity or more shards than capacity.
+    pub fn new(
+        name: &'static str,
+        capacity: u64,
+        by_bytes: bool,
+        policy: Option<cache_l1::Policy>,
+        shards: Option<usize>,
+        values: Values,
+    ) -> anyhow::Result<Self> {
+        let mut options = cache_l1::Options::new(capacity);
+        if let Some(p) = policy {
+            options = options.policy(p);
+        }
+        if let Some(n) = shards {
+            options = options.shards(n);
+        }
+        let cache = options.build(EntryWeigher::new(by_bytes))?;
+        Ok(Self {
+            cache,
+            name,
+            values,
+        })
+    }
+
+    /// The cache, for its stats.
+    pub fn cache(&self) -> &cache_l1::ShardedSieve<u64, Bytes, EntryWeigher> {
+        &self.cache
+    }
+}
+
+impl Target for L1Target {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        if let Some(v) = self.cache.get(&key) {
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes(self.name, key));
+            return Ok(Outcome::L1Hit);
+        }
+        Ok(match self.cache.insert(key, self.values.value(key, size)) {
+            Ok(_) => Outcome::Miss,
+            Err(_) => Outcome::Uncacheable,
+        })
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        Some((self.cache.weight(), self.cache.capacity()))
+    }
+}
+
 /// `moka::sync::Cache` with the same budget and weigher as our L1.
 pub struct MokaTarget {
     cache: moka::sync::Cache<u64, Bytes>,

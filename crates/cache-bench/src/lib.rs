@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod mrc;
+pub mod plot;
 pub mod replay;
 pub mod report;
 pub mod trace;

@@ -2,7 +2,8 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -33,6 +34,47 @@ enum Command {
     Replay(ReplayArgs),
     /// Replay a synthetic Zipf workload (what runs with no arguments).
     Zipf(ZipfArgs),
+    /// Miss-ratio curves: each trace at each size through our L1 (s3-fifo, default shards;
+    /// sieve, 1 shard), moka, `quick_cache` and an exact LRU, every entry weighing 1, one
+    /// single-threaded replay per (trace, size, cache) on a work queue over all cores.
+    Mrc(MrcArgs),
+}
+
+#[derive(Debug, Args)]
+struct MrcArgs {
+    /// The trace files (formats as for `replay`).
+    #[arg(required = true)]
+    traces: Vec<PathBuf>,
+    /// Trace format of every file; default: detected per file.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Cache sizes, comma separated: a percentage of the trace's unique keys (rounded to the
+    /// nearest entry, at least 10, as the reference CSV does) or an entry count.
+    #[arg(long, value_delimiter = ',', default_value = "0.1%,1%,10%")]
+    sizes: Vec<cache_bench::mrc::CacheSize>,
+    /// Skip sizes below this many entries.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    min_entries: u64,
+    /// Caches to measure, comma separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "s3-fifo,sieve,moka,quick_cache,lru"
+    )]
+    targets: Vec<cache_bench::mrc::MrcTarget>,
+    /// Bytes of every value (trace sizes are ignored: every entry weighs 1).
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    value_size: u32,
+    /// Worker threads. Default: the available cores.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write one SVG miss-ratio curve per trace to DIR/mrc-<trace>.svg.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -175,18 +217,56 @@ fn run() -> anyhow::Result<ExitCode> {
             },
             a.cache.json,
         ),
+        Command::Mrc(a) => return mrc(a, command_line),
     };
     let report = cache_bench::replay(&spec, |_| {})?;
     print!("{}", report.to_table());
     if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(&path, text + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+        write_json(&path, &report)?;
     }
     if !report.l1_within_budget {
         eprintln!("cache-bench: L1 exceeded its budget");
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `value` as pretty JSON to `path` and says so.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    println!("JSON report: {}", path.display());
+    Ok(())
+}
+
+fn mrc(a: MrcArgs, command: String) -> anyhow::Result<ExitCode> {
+    let spec = cache_bench::mrc::MrcSpec {
+        traces: a.traces,
+        format: a.format,
+        sizes: a.sizes,
+        min_entries: a.min_entries,
+        targets: a.targets,
+        value_size: a.value_size,
+        threads: a.threads,
+        command,
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let report = cache_bench::mrc::mrc(&spec, |done, total| {
+        if interactive {
+            eprint!("\r{done}/{total} replays done");
+            if done == total {
+                eprintln!();
+            }
+        }
+    })?;
+    print!("{}", report.to_table());
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    if let Some(dir) = &a.plot {
+        for path in cache_bench::plot::mrc_curves(&report, dir)? {
+            println!("plot: {}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
