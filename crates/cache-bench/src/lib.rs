@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod load;
 pub mod mrc;
 pub mod plot;
 pub mod replay;

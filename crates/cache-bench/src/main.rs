@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bytesize::ByteSize;
+use cache_bench::load::{Length, LoadSpec, LoadTarget};
 use cache_bench::trace::Format;
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
 use cache_core::L1Policy;
@@ -38,6 +39,86 @@ enum Command {
     /// sieve, 1 shard), moka, `quick_cache` and an exact LRU, every entry weighing 1, one
     /// single-threaded replay per (trace, size, cache) on a work queue over all cores.
     Mrc(MrcArgs),
+    /// Multi-threaded synthetic load on in-memory caches: our L1 (`cache-l1`), moka and
+    /// `quick_cache`, one after another, each warmed up, then timed with all threads released
+    /// together; reports Mops/s and hit ratio of the median run.
+    Load(LoadArgs),
+    /// Resident memory per entry of `cache-l1`, moka and `quick_cache`, each measured in a
+    /// fresh child process: RSS before building the cache and after inserting N entries.
+    Mem(MemArgs),
+    /// One `mem` measurement in this process (what `mem` runs in each child).
+    #[command(name = "mem-child", hide = true)]
+    MemChild(MemChildArgs),
+}
+
+/// `--cache` values of `load`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LoadCacheArg {
+    /// The in-memory caches: our L1, moka and `quick_cache`.
+    L1,
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// What to load: `l1` (our L1 beside moka and `quick_cache`), the only value for now.
+    #[arg(long, value_enum, default_value = "l1")]
+    cache: LoadCacheArg,
+    /// Threads running ops at once.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Distinct keys (u64).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Zipf skew of the keys (0 = uniform).
+    #[arg(long, default_value_t = 0.99)]
+    zipf: f64,
+    /// Cache capacity in entries.
+    #[arg(long, value_name = "ENTRIES", default_value_t = 100_000)]
+    capacity: u64,
+    /// Share of ops that are gets (a miss inserts nothing); the rest insert their key.
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    read_ratio: f64,
+    /// Bytes per value (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    value_size: u32,
+    /// Ops per thread.
+    #[arg(long, default_value_t = 10_000_000, conflicts_with = "duration")]
+    ops: u64,
+    /// Run each timed part for this long instead of a number of ops (e.g. `5s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Runs; each measures every target, and the median run is reported.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// RNG seed of the key sequences.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MemArgs {
+    /// Entries inserted, and each cache's capacity.
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: u64,
+    /// Bytes per value.
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    value_size: u32,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MemChildArgs {
+    #[arg(long, value_enum)]
+    target: LoadTarget,
+    #[arg(long)]
+    entries: u64,
+    #[arg(long)]
+    value_size: u32,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +299,27 @@ fn run() -> anyhow::Result<ExitCode> {
             a.cache.json,
         ),
         Command::Mrc(a) => return mrc(a, command_line),
+        Command::Load(a) => return load(&a, command_line),
+        Command::Mem(a) => {
+            let exe = std::env::current_exe().context("finding this program to re-run it")?;
+            let report = cache_bench::load::mem(
+                &exe,
+                &LoadTarget::ALL,
+                a.entries,
+                a.value_size,
+                command_line,
+            )?;
+            print!("{}", report.to_table());
+            if let Some(path) = &a.json {
+                write_json(path, &report)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::MemChild(a) => {
+            let sample = cache_bench::load::mem_sample(a.target, a.entries, a.value_size)?;
+            println!("{}", serde_json::to_string(&sample)?);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let report = cache_bench::replay(&spec, |_| {})?;
     print!("{}", report.to_table());
@@ -237,6 +339,37 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     println!("JSON report: {}", path.display());
     Ok(())
+}
+
+fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
+    let LoadCacheArg::L1 = a.cache;
+    let spec = LoadSpec {
+        targets: LoadTarget::ALL.to_vec(),
+        threads: a.threads,
+        keys: a.keys,
+        zipf: a.zipf,
+        capacity: a.capacity,
+        read_ratio: a.read_ratio,
+        value_size: a.value_size,
+        length: a.duration.map_or(Length::Ops(a.ops), Length::Duration),
+        runs: a.runs,
+        seed: a.seed,
+        command,
+    };
+    let report = cache_bench::load::load(&spec, |run, name, r| {
+        eprintln!(
+            "run {}: {name}: {:.2} Mops/s, hit ratio {:.2}% ({} warm-up passes)",
+            run + 1,
+            r.mops,
+            r.hit_ratio * 100.0,
+            r.warmup_passes
+        );
+    })?;
+    print!("{}", report.to_table());
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn mrc(a: MrcArgs, command: String) -> anyhow::Result<ExitCode> {
