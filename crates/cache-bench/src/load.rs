@@ -4,8 +4,9 @@
 //! Method of `load`:
 //!
 //! - Keys are `u64` ranks of a Zipf(`s`) distribution over `keys` keys (rank 1, the hottest, is
-//!   key 0). Every thread gets its own sequence of [`SEQUENCE_LEN`] keys and op kinds, drawn
-//!   before any timing from a seeded RNG and cycled, so the RNG costs no target any time.
+//!   key 0). Every thread gets its own sequence of `sequence_len` (default [`SEQUENCE_LEN`])
+//!   keys and op kinds, drawn before any timing from a seeded RNG and cycled, so the RNG costs
+//!   no target any time.
 //! - Values are `Arc<[u8]>` of `value_size` bytes, one allocation per key, made before timing;
 //!   a cache holds clones. A hit clones the `Arc` (one atomic increment on that key's own
 //!   counter, never on a counter shared by all keys) and checks the key stored in the value's
@@ -34,7 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Machine;
 
-/// Keys (and op kinds) each thread draws before timing and then cycles through: 2^20.
+/// Keys (and op kinds) each thread draws before timing and then cycles through, by default:
+/// 2^20.
 pub const SEQUENCE_LEN: usize = 1 << 20;
 /// Warm-up stops when a pass's hit ratio moves less than this (absolute) from the previous one.
 pub const WARM_TOLERANCE: f64 = 0.002;
@@ -180,6 +182,9 @@ pub struct LoadSpec {
     pub runs: usize,
     /// RNG seed of the key sequences. Default 42.
     pub seed: u64,
+    /// Keys each thread draws before timing and cycles through; a power of two. Default
+    /// [`SEQUENCE_LEN`]. Each warm-up pass runs one sequence per thread.
+    pub sequence_len: usize,
     /// The command line, recorded in the report.
     pub command: String,
 }
@@ -288,10 +293,10 @@ fn sequences(spec: &LoadSpec) -> anyhow::Result<Vec<Sequence>> {
                 clippy::cast_sign_loss,
                 reason = "Zipf samples are integers in 1..=keys"
             )]
-            let keys = (0..SEQUENCE_LEN)
+            let keys = (0..spec.sequence_len)
                 .map(|_| zipf.sample(&mut rng) as u64 - 1)
                 .collect();
-            let reads = (0..SEQUENCE_LEN)
+            let reads = (0..spec.sequence_len)
                 .map(|_| spec.read_ratio >= 1.0 || rng.random_bool(spec.read_ratio))
                 .collect();
             Sequence { keys, reads }
@@ -376,17 +381,17 @@ fn timed_thread<C: LoadCache>(
     length: Length,
     stop: &AtomicBool,
 ) -> ThreadCount {
-    const MASK: usize = SEQUENCE_LEN - 1;
     const CHECK_EVERY: u64 = 1 << 12;
     let limit = match length {
         Length::Ops(n) => n,
         Length::Duration(_) => u64::MAX,
     };
+    let mask = seq.keys.len() - 1;
     let mut c = ThreadCount::default();
     let mut i = 0usize;
     while c.ops < limit {
-        let key = seq.keys[i & MASK];
-        if seq.reads[i & MASK] {
+        let key = seq.keys[i & mask];
+        if seq.reads[i & mask] {
             c.reads += 1;
             if let Some(v) = cache.get(key) {
                 c.hits += 1;
@@ -490,6 +495,10 @@ fn check(spec: &LoadSpec) -> anyhow::Result<()> {
         "--value-size must be at least 8 (values start with their key)"
     );
     anyhow::ensure!(!spec.targets.is_empty(), "no target given");
+    anyhow::ensure!(
+        spec.sequence_len.is_power_of_two(),
+        "--sequence-len must be a power of two"
+    );
     Ok(())
 }
 
@@ -568,7 +577,7 @@ pub fn load(
             },
             runs: spec.runs,
             seed: spec.seed,
-            sequence_len: SEQUENCE_LEN,
+            sequence_len: spec.sequence_len,
         },
         runs,
         targets,

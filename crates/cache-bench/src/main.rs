@@ -63,6 +63,14 @@ struct LoadArgs {
     /// What to load: `l1` (our L1 beside moka and `quick_cache`), the only value for now.
     #[arg(long, value_enum, default_value = "l1")]
     cache: LoadCacheArg,
+    /// Caches to measure, comma separated, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "cache-l1,moka,quick_cache"
+    )]
+    targets: Vec<LoadTarget>,
     /// Threads running ops at once.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -93,6 +101,9 @@ struct LoadArgs {
     /// RNG seed of the key sequences.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
+    #[arg(long, value_name = "N", default_value_t = cache_bench::load::SEQUENCE_LEN)]
+    sequence_len: usize,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -344,7 +355,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
 fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
     let LoadCacheArg::L1 = a.cache;
     let spec = LoadSpec {
-        targets: LoadTarget::ALL.to_vec(),
+        targets: a.targets.clone(),
         threads: a.threads,
         keys: a.keys,
         zipf: a.zipf,
@@ -354,6 +365,7 @@ fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
         length: a.duration.map_or(Length::Ops(a.ops), Length::Duration),
         runs: a.runs,
         seed: a.seed,
+        sequence_len: a.sequence_len,
         command,
     };
     let report = cache_bench::load::load(&spec, |run, name, r| {
