@@ -213,7 +213,8 @@ struct CacheArgs {
     /// L1 entry budget instead of bytes: every entry weighs 1.
     #[arg(long, value_name = "N")]
     l1_entries: Option<u64>,
-    /// L1 shards; 1 is exactly the paper's SIEVE. Default: 4 per core, a power of two.
+    /// L1 shards; 1 is exactly the paper's SIEVE. Default: the engine's, up to 4 per core (a
+    /// power of two), fewer when shards would hold under 64 entries each.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
     /// L1 eviction policy: s3-fifo (scan-resistant) or sieve (the paper's SIEVE per shard).
