@@ -158,6 +158,120 @@ fn is_too_large(e: &cache_core::L2Error) -> bool {
     matches!(e, cache_core::L2Error::TooLarge { .. })
 }
 
+/// How the peers weigh an entry: as our L1 does, so that every cache of a run holds the same
+/// budget to the same measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryWeigher {
+    by_bytes: bool,
+}
+
+impl EntryWeigher {
+    /// Weights in bytes (`by_bytes`): namespace + key + value + [`L1_ENTRY_OVERHEAD`], the
+    /// weight our L1 gives a trace entry; or 1 per entry (an entry budget).
+    pub fn new(by_bytes: bool) -> Self {
+        Self { by_bytes }
+    }
+
+    /// The weight of an entry whose value is `value_len` bytes, in bytes or entries.
+    #[inline]
+    pub fn weight(self, value_len: usize) -> u64 {
+        if self.by_bytes {
+            NAMESPACE.len() as u64 + KEY_LEN + value_len as u64 + L1_ENTRY_OVERHEAD
+        } else {
+            1
+        }
+    }
+}
+
+impl quick_cache::Weighter<u64, Bytes> for EntryWeigher {
+    #[inline]
+    fn weight(&self, _key: &u64, value: &Bytes) -> u64 {
+        EntryWeigher::weight(*self, value.len())
+    }
+}
+
+impl cache_l1::Weigher<u64, Bytes> for EntryWeigher {
+    #[inline]
+    fn weight(&self, _key: &u64, value: &Bytes) -> u64 {
+        EntryWeigher::weight(*self, value.len())
+    }
+}
+
+/// Our L1 alone (`cache_l1::ShardedSieve`), without the tiered cache around it: the cache
+/// `cache-bench mrc` measures under the policy names `s3-fifo` and `sieve`.
+pub struct L1Target {
+    cache: cache_l1::ShardedSieve<u64, Bytes, EntryWeigher>,
+    name: &'static str,
+    values: Values,
+}
+
+impl std::fmt::Debug for L1Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1Target")
+            .field("name", &self.name)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl L1Target {
+    /// An L1 of `capacity` entries (`by_bytes == false`) or bytes weighed by [`EntryWeigher`],
+    /// running `policy` (default: the engine's, S3-FIFO) in `shards` shards (default: the
+    /// engine's shard count for the capacity), reported as `name`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's, for a zero capacity or more shards than capacity.
+    pub fn new(
+        name: &'static str,
+        capacity: u64,
+        by_bytes: bool,
+        policy: Option<cache_l1::Policy>,
+        shards: Option<usize>,
+        values: Values,
+    ) -> anyhow::Result<Self> {
+        let mut options = cache_l1::Options::new(capacity);
+        if let Some(p) = policy {
+            options = options.policy(p);
+        }
+        if let Some(n) = shards {
+            options = options.shards(n);
+        }
+        let cache = options.build(EntryWeigher::new(by_bytes))?;
+        Ok(Self {
+            cache,
+            name,
+            values,
+        })
+    }
+
+    /// The cache, for its stats.
+    pub fn cache(&self) -> &cache_l1::ShardedSieve<u64, Bytes, EntryWeigher> {
+        &self.cache
+    }
+}
+
+impl Target for L1Target {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        if let Some(v) = self.cache.get(&key) {
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes(self.name, key));
+            return Ok(Outcome::L1Hit);
+        }
+        Ok(match self.cache.insert(key, self.values.value(key, size)) {
+            Ok(_) => Outcome::Miss,
+            Err(_) => Outcome::Uncacheable,
+        })
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        Some((self.cache.weight(), self.cache.capacity()))
+    }
+}
+
 /// `moka::sync::Cache` with the same budget and weigher as our L1.
 pub struct MokaTarget {
     cache: moka::sync::Cache<u64, Bytes>,
@@ -172,19 +286,15 @@ impl std::fmt::Debug for MokaTarget {
 
 impl MokaTarget {
     /// A moka cache of `capacity` entries (`by_bytes == false`) or bytes, weighing entries as
-    /// our L1 does: namespace + key + value + [`L1_ENTRY_OVERHEAD`] bytes, or 1.
+    /// our L1 does ([`EntryWeigher`]).
     pub fn new(capacity: u64, by_bytes: bool, values: Values) -> Self {
-        let builder = moka::sync::Cache::builder().max_capacity(capacity);
-        let cache = if by_bytes {
-            builder
-                .weigher(|_k: &u64, v: &Bytes| {
-                    let w = NAMESPACE.len() as u64 + KEY_LEN + v.len() as u64 + L1_ENTRY_OVERHEAD;
-                    u32::try_from(w).unwrap_or(u32::MAX)
-                })
-                .build()
-        } else {
-            builder.weigher(|_k: &u64, _v: &Bytes| 1).build()
-        };
+        let weigher = EntryWeigher::new(by_bytes);
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .weigher(move |_k: &u64, v: &Bytes| {
+                u32::try_from(weigher.weight(v.len())).unwrap_or(u32::MAX)
+            })
+            .build();
         Self { cache, values }
     }
 }
@@ -209,6 +319,132 @@ impl Target for MokaTarget {
             self.cache.weighted_size(),
             self.cache.policy().max_capacity().unwrap_or(0),
         ))
+    }
+}
+
+/// `quick_cache::sync::Cache` (S3-FIFO with CLOCK-Pro ideas) with the same budget and weigher as our
+/// L1, and its default shard count.
+pub struct QuickCacheTarget {
+    cache: quick_cache::sync::Cache<u64, Bytes, EntryWeigher>,
+    values: Values,
+}
+
+impl std::fmt::Debug for QuickCacheTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuickCacheTarget")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuickCacheTarget {
+    /// A `quick_cache` cache of `capacity` entries (`by_bytes == false`) or bytes, weighing
+    /// entries as our L1 does ([`EntryWeigher`]). `quick_cache` also wants the number of entries
+    /// it will hold (it sizes its tables and ghost history by it): `capacity` in entry mode, and
+    /// in byte mode `capacity` over the weight of an entry of `typical_value_size` bytes.
+    pub fn new(capacity: u64, by_bytes: bool, typical_value_size: u32, values: Values) -> Self {
+        let weigher = EntryWeigher::new(by_bytes);
+        let entries = (capacity / weigher.weight(typical_value_size as usize)).max(1);
+        let cache = quick_cache::sync::Cache::with_weighter(
+            usize::try_from(entries).unwrap_or(usize::MAX),
+            capacity,
+            weigher,
+        );
+        Self { cache, values }
+    }
+}
+
+impl Target for QuickCacheTarget {
+    fn name(&self) -> &'static str {
+        "quick_cache"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        if let Some(v) = self.cache.get(&key) {
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes("quick_cache", key));
+            return Ok(Outcome::L1Hit);
+        }
+        self.cache.insert(key, self.values.value(key, size));
+        Ok(Outcome::Miss)
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        Some((self.cache.weight(), self.cache.capacity()))
+    }
+}
+
+/// An exact LRU baseline: one `lru::LruCache` behind a mutex, holding the sum of its entries'
+/// weights ([`EntryWeigher`]) to the budget by dropping least recently used entries until a
+/// new one fits.
+pub struct LruTarget {
+    state: parking_lot::Mutex<LruState>,
+    capacity: u64,
+    weigher: EntryWeigher,
+    values: Values,
+}
+
+struct LruState {
+    cache: lru::LruCache<u64, Bytes>,
+    /// Sum of the resident entries' weights.
+    weight: u64,
+}
+
+impl std::fmt::Debug for LruTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LruTarget")
+            .field("capacity", &self.capacity)
+            .field("weigher", &self.weigher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LruTarget {
+    /// An LRU cache of `capacity` entries (`by_bytes == false`) or bytes.
+    pub fn new(capacity: u64, by_bytes: bool, values: Values) -> Self {
+        Self {
+            state: parking_lot::Mutex::new(LruState {
+                cache: lru::LruCache::unbounded(),
+                weight: 0,
+            }),
+            capacity,
+            weigher: EntryWeigher::new(by_bytes),
+            values,
+        }
+    }
+}
+
+impl Target for LruTarget {
+    fn name(&self) -> &'static str {
+        "lru"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        let mut state = self.state.lock();
+        if let Some(v) = state.cache.get(&key) {
+            let v = v.clone();
+            drop(state);
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes("lru", key));
+            return Ok(Outcome::L1Hit);
+        }
+        let value = self.values.value(key, size);
+        let weight = self.weigher.weight(value.len());
+        if weight > self.capacity {
+            return Ok(Outcome::Uncacheable);
+        }
+        while state.weight + weight > self.capacity {
+            let (_, old) = state
+                .cache
+                .pop_lru()
+                .expect("a positive resident weight means a resident entry");
+            state.weight -= self.weigher.weight(old.len());
+        }
+        state.cache.put(key, value);
+        state.weight += weight;
+        Ok(Outcome::Miss)
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        Some((self.state.lock().weight, self.capacity))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! It replays real cache traces ([`trace`]) and synthetic workloads ([`workload`]) through the
 //! tiered cache (L1 + L2) and, in the same run and on the same requests, through peer caches
-//! (moka), and reports hit ratios per tier, byte miss ratio and throughput ([`report`]). Every
+//! (moka, `quick_cache`, an exact LRU), and reports hit ratios per tier, byte miss ratio and throughput ([`report`]). Every
 //! cache sits behind one adapter trait ([`adapter::Target`]); the replay loop ([`replay`]) times
 //! only the serving, chunk by chunk, so trace parsing costs no target any time and memory stays
 //! constant.
@@ -12,6 +12,9 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod load;
+pub mod mrc;
+pub mod plot;
 pub mod replay;
 pub mod report;
 pub mod trace;
@@ -23,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use cache_core::{Config, L1Config, L1Policy, TieredCache};
 
-use crate::adapter::{MokaTarget, Target, TieredTarget, Values};
+use crate::adapter::{LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values};
 use crate::report::{L2Report, Machine, PeerReport, ReplayReport, Setup};
 use crate::trace::{Format, Request, TraceError, TraceReader};
 
@@ -36,11 +39,51 @@ pub enum L1Budget {
     Entries(u64),
 }
 
-/// A peer cache to run beside ours.
+/// A peer cache to run beside ours; each gets the same budget and weigher as our L1
+/// ([`adapter::EntryWeigher`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Peer {
-    /// `moka::sync::Cache` (W-TinyLFU), same budget and weigher as our L1.
+    /// `moka::sync::Cache` (W-TinyLFU), reported as `moka`.
+    #[value(name = "moka")]
     Moka,
+    /// `quick_cache::sync::Cache` (S3-FIFO with CLOCK-Pro ideas), reported as `quick_cache`.
+    #[value(name = "quick_cache")]
+    QuickCache,
+    /// An exact LRU (`lru::LruCache` behind a mutex), reported as `lru`.
+    #[value(name = "lru")]
+    Lru,
+}
+
+impl Peer {
+    /// The peer's name in reports and JSON: `moka`, `quick_cache` or `lru`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Moka => "moka",
+            Self::QuickCache => "quick_cache",
+            Self::Lru => "lru",
+        }
+    }
+
+    /// The peer's adapter, with a budget of `capacity` bytes (`by_bytes`) or entries. Byte-mode
+    /// `quick_cache` sizes its tables for values of `typical_value_size` bytes.
+    pub fn target(
+        self,
+        capacity: u64,
+        by_bytes: bool,
+        typical_value_size: u32,
+        values: Values,
+    ) -> Box<dyn Target> {
+        match self {
+            Self::Moka => Box::new(MokaTarget::new(capacity, by_bytes, values)),
+            Self::QuickCache => Box::new(QuickCacheTarget::new(
+                capacity,
+                by_bytes,
+                typical_value_size,
+                values,
+            )),
+            Self::Lru => Box::new(LruTarget::new(capacity, by_bytes, values)),
+        }
+    }
 }
 
 /// How to build the caches of a run.
@@ -189,15 +232,16 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     };
     let values = Values::new(buffer, 0x5EED);
     let ours = TieredTarget::new(cache, values.clone());
-    let peers: Vec<(Peer, MokaTarget)> = c
+    let peers: Vec<(Peer, Box<dyn Target>)> = c
         .peers
         .iter()
-        .map(|&p| match p {
-            Peer::Moka => (p, MokaTarget::new(l1_capacity, by_bytes, values.clone())),
+        .map(|&p| {
+            let target = p.target(l1_capacity, by_bytes, spec.value_size, values.clone());
+            (p, target)
         })
         .collect();
     let mut targets: Vec<&dyn Target> = vec![&ours];
-    targets.extend(peers.iter().map(|(_, t)| t as &dyn Target));
+    targets.extend(peers.iter().map(|(_, t)| &**t));
 
     let tallies = replay::run(requests, spec.value_size, &targets, progress)?;
     let t = &tallies[0];
@@ -241,13 +285,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
         peers: peers
             .iter()
             .zip(&tallies[1..])
-            .map(|((p, _), t)| (peer_name(*p).to_owned(), PeerReport::from(t)))
+            .map(|((p, _), t)| (p.name().to_owned(), PeerReport::from(t)))
             .collect::<BTreeMap<_, _>>(),
     })
-}
-
-fn peer_name(p: Peer) -> &'static str {
-    match p {
-        Peer::Moka => "moka",
-    }
 }

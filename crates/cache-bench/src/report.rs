@@ -145,7 +145,7 @@ pub struct ReplayReport {
     pub l1_within_budget: bool,
     /// L2 figures, if L2 was on.
     pub l2: Option<L2Report>,
-    /// The same requests through each peer.
+    /// The same requests through each peer, by name (`moka`, `quick_cache`, `lru`).
     pub peers: BTreeMap<String, PeerReport>,
 }
 
@@ -185,14 +185,14 @@ impl ReplayReport {
         let _ = writeln!(out, "requests: {}\n", self.requests);
         let _ = writeln!(
             out,
-            "{:<8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
+            "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
             "target", "L1 hit", "L2 hit", "miss", "byte miss", "throughput", "ratio vs moka"
         );
         let moka_rps = self.peers.get("moka").map(|p| p.throughput_rps);
         let vs = |rps: f64| moka_rps.map_or("-".into(), |m| format!("{:.2}x", rps / m));
         let _ = writeln!(
             out,
-            "{:<8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
+            "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
             "tiered",
             pct(self.l1_hit_ratio),
             pct(self.l2_hit_ratio),
@@ -204,7 +204,7 @@ impl ReplayReport {
         for (name, p) in &self.peers {
             let _ = writeln!(
                 out,
-                "{:<8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
+                "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
                 name,
                 pct(1.0 - p.miss_ratio),
                 "-",

@@ -67,6 +67,50 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
 }
 
 #[test]
+fn every_peer_serves_every_request_and_lru_matches_the_reference() {
+    let spec = ReplaySpec {
+        source: Source::Trace {
+            path: common::trace_path("multi1"),
+            format: None,
+        },
+        cache: CacheSpec {
+            l1: L1Budget::Entries(261),
+            shards: None,
+            policy: L1Policy::default(),
+            l2_max_bytes: None,
+            l2_dir: None,
+            peers: vec![Peer::Moka, Peer::QuickCache, Peer::Lru],
+        },
+        value_size: 64,
+        command: "test".into(),
+    };
+    let report = cache_bench::replay(&spec, |_| {}).unwrap();
+    assert_eq!(report.requests, 15_858);
+    let names: Vec<&str> = report.peers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["lru", "moka", "quick_cache"]);
+    for (name, p) in &report.peers {
+        assert_eq!(p.requests, report.requests, "{name}");
+        assert_eq!(p.hits + p.misses, p.requests, "{name}");
+        assert!(p.throughput_rps > 0.0, "{name}");
+    }
+    // An exact LRU of 261 entries is what the reference simulator's LRU row measures.
+    let lru = common::reference_rows()
+        .into_iter()
+        .find(|r| r.trace == "multi1" && r.size == 261 && r.policy == "LRU")
+        .unwrap();
+    assert!((report.peers["lru"].miss_ratio - lru.miss_ratio).abs() <= 1e-4);
+
+    // In byte mode the peers hold the same byte budget as our L1.
+    let mut bytes = spec.clone();
+    bytes.cache.l1 = L1Budget::Bytes(64 << 10);
+    let report = cache_bench::replay(&bytes, |_| {}).unwrap();
+    for (name, p) in &report.peers {
+        assert_eq!(p.hits + p.misses, report.requests, "{name}");
+        assert!(p.hits > 0, "{name}");
+    }
+}
+
+#[test]
 fn l1_bytes_never_exceed_the_budget_during_a_replay() {
     let dir = tempfile::tempdir().unwrap();
     let budget = 8 << 20;
@@ -147,6 +191,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
             "1MiB",
         ])
         .args(["--shards", "1", "--json", json.to_str().unwrap()])
+        .args(["--peers", "moka,quick_cache,lru"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -165,6 +210,9 @@ fn the_binary_replays_a_trace_and_writes_json() {
     // 50 cold blocks, then 50 repeats, then 25 repeats and 25 new.
     assert_eq!(report["misses"], 75);
     assert_eq!(report["format"], "arc");
+    for peer in ["moka", "quick_cache", "lru"] {
+        assert_eq!(report["peers"][peer]["requests"], 150, "{peer}");
+    }
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
         .args([
