@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, Equivalent};
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 
 use crate::clock::{Clock, SystemClock};
 use crate::policy::{Policy, S3FifoParams};
@@ -102,8 +103,12 @@ pub struct InsertOutcome<K, V> {
     /// Entries removed to make room, in order: evicted by the policy, or expired ones its scan
     /// met first (see each [`Removal::cause`]). Some may come from other shards, when this
     /// entry took room the cache-wide budget had to win back.
-    pub evicted: Vec<Removal<K, V>>,
+    pub evicted: Evicted<K, V>,
 }
+
+/// The entries one insert removed to make room: inline up to two (the usual case allocates
+/// nothing), on the heap beyond.
+pub type Evicted<K, V> = SmallVec<[Removal<K, V>; 2]>;
 
 /// An entry [`ShardedSieve::insert`] refused because it alone weighs more than the largest entry
 /// the cache admits ([`Options::max_entry_fraction`] of the capacity). Nothing was evicted for it.
@@ -332,12 +337,11 @@ impl Options {
             None => self.shard_count(),
         };
         let n = shards as u64;
-        let total = Arc::new(AtomicU64::new(0));
         let shards = (0..n)
             .map(|i| {
                 let slice = capacity / n + u64::from(i < capacity % n);
                 CachePadded::new(ShardSlot {
-                    lock: RwLock::new(Shard::new(slice, self.policy, Arc::clone(&total))),
+                    lock: RwLock::new(Shard::new(slice, self.policy)),
                     weight: AtomicU64::new(0),
                     slice,
                 })
@@ -356,7 +360,7 @@ impl Options {
             weigher,
             capacity,
             max_entry_weight,
-            total,
+            over: CachePadded::new(AtomicU64::new(0)),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             listener: None,
             hits: Counter::new(),
@@ -390,8 +394,11 @@ pub struct ShardedSieve<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     weigher: W,
     capacity: u64,
     max_entry_weight: u64,
-    /// The weight of every shard together, kept by the shards.
-    total: Arc<AtomicU64>,
+    /// How far the shards together are over their slices: the sum over shards of
+    /// `max(0, weight - slice)`. Written only when a shard's excess changes, which entries no
+    /// larger than an eighth of a slice never cause, so the insert path reads a line that stays
+    /// shared between cores.
+    over: CachePadded<AtomicU64>,
     clock: Arc<dyn Clock>,
     listener: Option<Listener<K, V>>,
     hits: Counter,
@@ -446,13 +453,50 @@ where
         usize::try_from(i).unwrap_or(0)
     }
 
-    /// Runs `f` on shard `i` under its exclusive lock and refreshes the shard's weight mirror.
+    /// Runs `f` on shard `i` under its exclusive lock, then refreshes the shard's weight mirror
+    /// and the cache's excess over slices.
     fn with_shard<R>(&self, i: usize, f: impl FnOnce(&mut Shard<K, V>) -> R) -> R {
         let slot = &self.shards[i];
         let mut shard = slot.lock.write();
+        let excess_before = shard.weight().saturating_sub(slot.slice);
         let r = f(&mut shard);
-        slot.weight.store(shard.weight(), Ordering::Relaxed);
+        let weight = shard.weight();
+        slot.weight.store(weight, Ordering::Relaxed);
+        let excess_after = weight.saturating_sub(slot.slice);
+        if excess_after > excess_before {
+            self.over
+                .fetch_add(excess_after - excess_before, Ordering::AcqRel);
+        } else if excess_after < excess_before {
+            self.over
+                .fetch_sub(excess_before - excess_after, Ordering::AcqRel);
+        }
         r
+    }
+
+    /// Sum of the shards' weight mirrors.
+    fn total(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.weight.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// How much shard `i` may hold before it must evict to take `weight` more: its slice, or,
+    /// for an entry larger than an eighth of the slice, the slice plus whatever room the other
+    /// shards leave unused (read from their mirrors, without locks).
+    fn limit(&self, i: usize, weight: u64) -> u64 {
+        let slice = self.shards[i].slice;
+        if weight <= slice / 8 {
+            return slice;
+        }
+        let spare: i128 = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, s)| i128::from(s.slice) - i128::from(s.weight.load(Ordering::Relaxed)))
+            .sum();
+        slice.saturating_add(u64::try_from(spare.max(0)).unwrap_or(u64::MAX))
     }
 
     fn notify(&self, removals: &[Removal<K, V>]) {
@@ -610,6 +654,7 @@ where
         }
         let credit = options.priority.min(MAX_PRIORITY);
         let expires_at = options.expires_at.unwrap_or(NEVER);
+        let limit = self.limit(i, weight);
         let Inserted {
             replaced,
             mut removed,
@@ -621,12 +666,12 @@ where
                 weight,
                 credit,
                 expires_at,
-                self.capacity,
+                limit,
                 &*self.clock,
             )
         });
         self.insertions.incr();
-        if self.total.load(Ordering::Acquire) > self.capacity {
+        if self.over.load(Ordering::Acquire) > 0 {
             self.keep_budget(i, &mut removed);
         }
         self.count(&removed);
@@ -644,12 +689,17 @@ where
         })
     }
 
-    /// Brings the cache back within its capacity after an insert into shard `origin` left it
-    /// over: evicts from the shard most over its slice (other than `origin` if any other holds
-    /// entries), one shard lock at a time, until the total fits or nothing is left to evict.
+    /// Brings the cache back within its capacity after an insert into shard `origin`, when
+    /// some shard is over its slice: while the shards' weights sum to more than the capacity,
+    /// evicts from the shard most over its slice (other than `origin` if any other holds
+    /// entries), one shard lock at a time.
     #[cold]
-    fn keep_budget(&self, origin: usize, out: &mut Vec<Removal<K, V>>) {
-        while self.total.load(Ordering::Acquire) > self.capacity {
+    fn keep_budget(&self, origin: usize, out: &mut Evicted<K, V>) {
+        loop {
+            let total = self.total();
+            if total <= self.capacity {
+                break;
+            }
             let most_over = self
                 .shards
                 .iter()
@@ -659,8 +709,9 @@ where
                     i128::from(slot.weight.load(Ordering::Relaxed)) - i128::from(slot.slice)
                 })
                 .map_or(origin, |(j, _)| j);
-            let shed = self.with_shard(most_over, |s| s.shed(self.capacity, &*self.clock, out));
-            if shed == 0 && most_over == origin {
+            let needed = total - self.capacity;
+            let freed = self.with_shard(most_over, |s| s.shed(needed, &*self.clock, out));
+            if freed == 0 && most_over == origin {
                 break;
             }
         }
@@ -727,7 +778,7 @@ where
     /// [`Self::capacity`] once the operations that ran have returned (an insert may take the
     /// cache over while it makes room in other shards).
     pub fn weight(&self) -> u64 {
-        self.total.load(Ordering::Acquire)
+        self.total()
     }
 
     /// The capacity the weights are held to (the sum of the shards' slices).
@@ -813,6 +864,16 @@ where
         }
         assert_eq!(capacity, self.capacity, "shard capacities do not add up");
         assert_eq!(weight, self.weight(), "shard weights do not add up");
+        let over: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.weight.load(Ordering::Relaxed).saturating_sub(s.slice))
+            .sum();
+        assert_eq!(
+            over,
+            self.over.load(Ordering::Relaxed),
+            "excess over slices is off"
+        );
         assert!(
             weight <= self.capacity,
             "weight {weight} is above capacity {}",

@@ -98,11 +98,12 @@ pub mod stats;
 mod weigher;
 
 pub use cache::{
-    DEFAULT_MAX_ENTRY_FRACTION, EntryOptions, InsertOutcome, MAX_PRIORITY, MIN_ENTRIES_PER_SHARD,
-    Options, OptionsError, Rejected, Removal, RemovalCause, ShardedSieve,
+    DEFAULT_MAX_ENTRY_FRACTION, EntryOptions, Evicted, InsertOutcome, MAX_PRIORITY,
+    MIN_ENTRIES_PER_SHARD, Options, OptionsError, Rejected, Removal, RemovalCause, ShardedSieve,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hashbrown::Equivalent;
 pub use policy::{MainQueue, Policy, S3FifoParams};
+pub use smallvec;
 pub use stats::L1Stats;
 pub use weigher::{UnitWeigher, Weigher};

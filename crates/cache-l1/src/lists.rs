@@ -187,6 +187,30 @@ impl<T> Lists<T> {
         (node.item, node.weight)
     }
 
+    /// Takes the node at `idx` out of its list but keeps it (and its index) in the slab: it is
+    /// in no list, so no hand can pick it, until [`Self::reattach_head`]. A hand resting on it
+    /// moves to its newer neighbour.
+    pub(crate) fn detach(&mut self, idx: u32) {
+        self.unlink(idx);
+    }
+
+    /// Links a node taken out by [`Self::detach`] at the head of `list`, as a new node with
+    /// `weight`, counter 0 and priority credit `credit`; returns its item for updating.
+    pub(crate) fn reattach_head(
+        &mut self,
+        idx: u32,
+        list: ListId,
+        weight: u64,
+        credit: u8,
+    ) -> &mut T {
+        let node = &mut self.nodes[idx as usize];
+        node.weight = weight;
+        *node.freq.get_mut() = 0;
+        node.credit = credit;
+        self.link_head(list, idx);
+        &mut self.nodes[idx as usize].item
+    }
+
     /// Moves the node at `idx` to the head of `list`, with its counter reset to 0.
     pub(crate) fn move_to_head(&mut self, idx: u32, list: ListId) {
         self.unlink(idx);

@@ -5,8 +5,6 @@
 //! but an atomic access counter.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::{Equivalent, HashTable};
 
@@ -14,7 +12,7 @@ use crate::clock::Clock;
 use crate::ghost::Ghost;
 use crate::lists::{ListId, Lists};
 use crate::policy::{MainQueue, Policy};
-use crate::{Removal, RemovalCause};
+use crate::{Evicted, Removal, RemovalCause};
 
 /// The expiry timestamp of an entry that never expires.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -61,7 +59,7 @@ pub(crate) struct Inserted<K, V> {
     /// if it had expired already).
     pub(crate) replaced: Option<Removal<K, V>>,
     /// Entries removed to make room, in order (`Evicted` or `Expired`).
-    pub(crate) removed: Vec<Removal<K, V>>,
+    pub(crate) removed: Evicted<K, V>,
 }
 
 #[derive(Debug)]
@@ -80,12 +78,10 @@ pub(crate) struct Shard<K, V> {
     main_capacity: u64,
     /// Resident entries that carry an expiry timestamp; while 0, nothing reads the clock.
     expiring: usize,
-    /// The weight of the whole cache (every shard), kept up to date by every link and unlink.
-    total: Arc<AtomicU64>,
 }
 
 impl<K: Eq, V> Shard<K, V> {
-    pub(crate) fn new(capacity: u64, policy: Policy, total: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(capacity: u64, policy: Policy) -> Self {
         let main_capacity = match policy {
             Policy::Sieve => capacity,
             #[expect(
@@ -105,7 +101,6 @@ impl<K: Eq, V> Shard<K, V> {
             capacity,
             main_capacity,
             expiring: 0,
-            total,
         }
     }
 
@@ -162,11 +157,7 @@ impl<K: Eq, V> Shard<K, V> {
     /// its counter at 0 and `credit` as its priority credit.
     ///
     /// Evicts *before* linking the new entry, as the paper's algorithm does, so the new entry is
-    /// never its own victim, while both this shard would go over its slice and the cache over
-    /// `global_capacity`. So the shard may grow past its slice into room other shards leave
-    /// unused (an entry larger than the slice is no reason to refuse it); [`Shard::shed`] takes
-    /// such room back when the cache as a whole is over. With one shard this is the policy's
-    /// own rule, `while weight + new > capacity`.
+    /// never its own victim, until the shard holds at most `limit` ([`Shard::make_room`]).
     #[expect(clippy::too_many_arguments, reason = "the parts of one entry")]
     pub(crate) fn insert(
         &mut self,
@@ -176,49 +167,53 @@ impl<K: Eq, V> Shard<K, V> {
         weight: u64,
         credit: u8,
         expires_at: u64,
-        global_capacity: u64,
+        limit: u64,
         clock: &dyn Clock,
     ) -> Inserted<K, V> {
         let now = self.now_if_expiring(clock);
-        let old = self.find(hash, &key).map(|idx| {
+        let mut removed = Evicted::new();
+        if let Some(idx) = self.find(hash, &key) {
+            // A replacement: the node leaves its list (so no hand can pick it and its weight
+            // no longer counts) but keeps its slab slot and index entry, then comes back at the
+            // head of the same list as a new entry. Nothing is rehashed or reallocated.
             let list = self.lists.list_of(idx);
-            let entry = self.unlink(idx);
-            let cause = if entry.expired_at(now) {
+            self.lists.detach(idx);
+            let old_expired = self.lists.get(idx).expired_at(now);
+            self.make_room(weight, limit, now, &mut removed);
+            let entry = self.lists.reattach_head(idx, list, weight, credit);
+            let old_key = std::mem::replace(&mut entry.key, key);
+            let old_value = std::mem::replace(&mut entry.value, value);
+            let had_expiry = std::mem::replace(&mut entry.expires_at, expires_at) != NEVER;
+            self.expiring =
+                self.expiring - usize::from(had_expiry) + usize::from(expires_at != NEVER);
+            let cause = if old_expired {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Replaced
             };
-            (entry.into_removal(cause), list)
-        });
-        let (replaced, old_list) = match old {
-            Some((removal, list)) => (Some(removal), Some(list)),
-            None => (None, None),
-        };
+            let replaced = Removal {
+                key: old_key,
+                value: old_value,
+                cause,
+            };
+            return Inserted {
+                replaced: Some(replaced),
+                removed,
+            };
+        }
         let list = match self.policy {
             Policy::Sieve => ListId::Main,
-            Policy::S3Fifo(_) => match old_list {
-                Some(list) => list,
-                None if self.ghost.take(hash) => ListId::Main,
-                None if self.lists.list_weight(ListId::Main)
+            Policy::S3Fifo(_) if self.ghost.take(hash) => ListId::Main,
+            Policy::S3Fifo(_)
+                if self.lists.list_weight(ListId::Main)
                     <= self.main_capacity.saturating_sub(weight)
                     && weight <= self.main_capacity =>
-                {
-                    ListId::Main
-                }
-                None => ListId::Small,
-            },
-        };
-        let mut removed = Vec::new();
-        // `weight + new > capacity`, written so that it cannot overflow (`new <= global_capacity`
-        // holds, and a shard's slice saturates to 0 for an entry larger than it).
-        while self.weight() > self.capacity.saturating_sub(weight)
-            && self.total.load(Ordering::Acquire) > global_capacity - weight
-        {
-            match self.evict_one(now) {
-                Some(r) => removed.push(r),
-                None => break,
+            {
+                ListId::Main
             }
-        }
+            Policy::S3Fifo(_) => ListId::Small,
+        };
+        self.make_room(weight, limit, now, &mut removed);
         let entry = Entry {
             key,
             value,
@@ -229,31 +224,48 @@ impl<K: Eq, V> Shard<K, V> {
         let lists = &self.lists;
         self.table.insert_unique(hash, idx, |&i| lists.get(i).hash);
         self.expiring += usize::from(expires_at != NEVER);
-        self.total.fetch_add(weight, Ordering::AcqRel);
-        Inserted { replaced, removed }
+        Inserted {
+            replaced: None,
+            removed,
+        }
     }
 
-    /// Evicts for the cache-wide budget: while the cache is over `global_capacity`, and this
-    /// shard is over its slice or has given up nothing yet. Appends what it removed to `out`
-    /// and returns how many.
-    pub(crate) fn shed(
+    /// Evicts while this shard would hold more than `limit` with `weight` more, or until it is
+    /// empty. `limit` is the shard's slice, or more when the cache lets it borrow room other
+    /// shards leave unused ([`crate::ShardedSieve::insert_with`]); with one shard it is the
+    /// capacity, and this is the policy's own `while weight + new > capacity`.
+    fn make_room(
         &mut self,
-        global_capacity: u64,
-        clock: &dyn Clock,
-        out: &mut Vec<Removal<K, V>>,
-    ) -> usize {
+        weight: u64,
+        limit: u64,
+        now: Option<u64>,
+        removed: &mut Evicted<K, V>,
+    ) {
+        // `weight() + new > limit`, written so that it cannot overflow.
+        while self.weight() > limit.saturating_sub(weight) {
+            match self.evict_one(now) {
+                Some(r) => removed.push(r),
+                None => break,
+            }
+        }
+    }
+
+    /// Gives back room for the cache-wide budget: evicts until `needed` weight is freed, or,
+    /// after at least one eviction, the shard is within its slice, or it is empty. Appends what
+    /// it removed to `out` and returns the weight freed.
+    pub(crate) fn shed(&mut self, needed: u64, clock: &dyn Clock, out: &mut Evicted<K, V>) -> u64 {
         let now = self.now_if_expiring(clock);
-        let mut n = 0;
-        while self.total.load(Ordering::Acquire) > global_capacity
-            && (n == 0 || self.weight() > self.capacity)
-        {
+        let (mut freed, mut n) = (0u64, 0);
+        while freed < needed && (n == 0 || self.weight() > self.capacity) {
+            let before = self.weight();
             match self.evict_one(now) {
                 Some(r) => out.push(r),
                 None => break,
             }
+            freed += before - self.weight();
             n += 1;
         }
-        n
+        freed
     }
 
     /// Evicts one entry by the policy and returns it, or `None` if the shard is empty. An
@@ -274,13 +286,17 @@ impl<K: Eq, V> Shard<K, V> {
                     self.lists.move_to_head(tail, ListId::Main);
                 } else {
                     let entry = self.unlink(tail);
+                    // Entries in the lists, this one included (not a node detached for
+                    // replacement).
+                    let linked =
+                        self.lists.list_len(ListId::Small) + self.lists.list_len(ListId::Main);
                     #[expect(
                         clippy::cast_possible_truncation,
                         clippy::cast_sign_loss,
                         clippy::cast_precision_loss,
                         reason = "a multiple of the entry count, rounded"
                     )]
-                    let ghost_capacity = ((self.len() + 1) as f64 * p.ghost_ratio).round() as usize;
+                    let ghost_capacity = ((linked + 1) as f64 * p.ghost_ratio).round() as usize;
                     self.ghost.insert(entry.hash, ghost_capacity);
                     return Some(entry.into_removal(RemovalCause::Evicted));
                 }
@@ -368,7 +384,6 @@ impl<K: Eq, V> Shard<K, V> {
                 }
             }
         } else {
-            self.total.fetch_sub(self.weight(), Ordering::AcqRel);
             self.table.clear();
             self.lists.clear();
             self.expiring = 0;
@@ -386,9 +401,8 @@ impl<K: Eq, V> Shard<K, V> {
             }
             Err(_) => unreachable!("list entry {idx} is missing from the index"),
         }
-        let (entry, weight) = self.lists.remove(idx);
+        let (entry, _weight) = self.lists.remove(idx);
         self.expiring -= usize::from(entry.expires_at != NEVER);
-        self.total.fetch_sub(weight, Ordering::AcqRel);
         entry
     }
 
