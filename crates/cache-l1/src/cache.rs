@@ -617,10 +617,13 @@ where
     /// Inserts `key` with `value` and per-entry `options`, replacing any old value, and evicts
     /// by the policy until the weights fit the capacity again.
     ///
-    /// Eviction runs in the key's shard first. A shard may go over its slice of the capacity
-    /// while the cache as a whole has room; when the cache is over, shards over their slice give
-    /// entries back (after this shard's lock is released, one shard lock at a time). Every
-    /// removed entry is returned in [`InsertOutcome::evicted`] and reported to the listener.
+    /// Eviction runs in the key's shard, down to its slice of the capacity; an entry larger
+    /// than an eighth of the slice may instead borrow room the other shards leave unused. When
+    /// shards are over their slices after the insert, the one most over gives entries back
+    /// (after this shard's lock is released, one shard lock at a time) until the cache is within
+    /// its capacity. Every removed entry is returned in [`InsertOutcome::evicted`] and reported
+    /// to the listener. A replacement keeps the key's slab slot and index entry and re-enters
+    /// its queue at the head with its access counter at 0.
     ///
     /// # Errors
     ///

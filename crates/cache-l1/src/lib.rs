@@ -20,13 +20,14 @@
 //!   a per-thread counter; nothing is reordered. Lookups take any borrowed form of the key
 //!   (`Q: Hash + Equivalent<K>`); the hash is computed once and picks both shard and slot.
 //! - **One budget for the whole cache.** A [`Weigher`] gives each entry a weight (bytes for a
-//!   byte budget, 1 for an entry count). Each shard has a slice of the capacity, but may go over
-//!   it while the cache as a whole has room; an insert that leaves the cache over takes entries
-//!   from the shards most over their slice (one lock at a time, after its own is released). So
-//!   once operations return, the sum of all weights is within the capacity, and an entry larger
-//!   than a shard's slice is still admitted. Only an entry heavier than
-//!   [`Options::max_entry_fraction`] of the capacity (default 1/4) is [`Rejected`], and handed
-//!   back rather than dropped.
+//!   byte budget, 1 for an entry count). Each shard has a slice of the capacity and evicts
+//!   within it; an entry larger than an eighth of its shard's slice may borrow room the other
+//!   shards leave unused, and when shards are over their slices an insert makes the one most
+//!   over give entries back (one lock at a time, after its own is released). So once operations
+//!   return, the sum of all weights is within the capacity, and an entry larger than a shard's
+//!   slice is still admitted. Only an entry heavier than [`Options::max_entry_fraction`] of the
+//!   capacity (default 1/4) is [`Rejected`], and handed back rather than dropped. No atomic
+//!   shared by all shards is written on the common insert path.
 //! - **Inserts evict by the policy** before the new entry is linked, and hand every removed
 //!   entry back ([`InsertOutcome::evicted`]).
 //! - **Priority** ([`EntryOptions::priority`], 0 to [`MAX_PRIORITY`]): an entry with priority
@@ -46,7 +47,9 @@
 //!
 //! - its slab node, [`ShardedSieve::node_bytes`]: `size_of::<K>() + size_of::<V>()` plus 40
 //!   bytes (hash, expiry, weight, two `u32` links, counter, list, priority credit), rounded up to
-//!   the alignment: 80 bytes for `u64` keys and `bytes::Bytes` values; the slab grows by
+//!   a multiple of 64: nodes are cache-line aligned, so that a hit costs one cache miss on the
+//!   node, not two (on the 90/10 load this was worth 13% of throughput). 64 bytes for `u64` keys
+//!   and `Arc<[u8]>` values, 128 for `u64` keys and `bytes::Bytes` values. The slab grows by
 //!   doubling, so up to twice that while a shard fills;
 //! - its hash-index slot: a `u32` and a control byte, at a load factor between 7/16 and 7/8,
 //!   so 5.7 to 11.4 bytes;

@@ -33,7 +33,12 @@ pub(crate) enum ListId {
 }
 
 /// One node: the caller's item plus list membership, links and the access counter.
+///
+/// Aligned to a cache line, so that a node of up to 64 bytes (`u64` keys with `Arc<[u8]>`
+/// values, say) is read with one cache miss instead of the two a node straddling a line boundary
+/// costs; larger nodes are padded to a multiple of 64 bytes.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Node<T> {
     item: T,
     weight: u64,
@@ -185,6 +190,21 @@ impl<T> Lists<T> {
         self.unlink(idx);
         let node = self.nodes.remove(idx as usize);
         (node.item, node.weight)
+    }
+
+    /// Mutable access to the item at `idx`.
+    pub(crate) fn get_mut(&mut self, idx: u32) -> &mut T {
+        &mut self.nodes[idx as usize].item
+    }
+
+    /// Changes the weight of the node at `idx` (and its list's total) and sets its priority
+    /// credit, leaving it where it is.
+    pub(crate) fn reweigh(&mut self, idx: u32, weight: u64, credit: u8) {
+        let node = &mut self.nodes[idx as usize];
+        let ends = &mut self.ends[node.list as usize];
+        ends.weight = ends.weight - node.weight + weight;
+        node.weight = weight;
+        node.credit = credit;
     }
 
     /// Takes the node at `idx` out of its list but keeps it (and its index) in the slab: it is

@@ -173,12 +173,39 @@ impl<K: Eq, V> Shard<K, V> {
         let now = self.now_if_expiring(clock);
         let mut removed = Evicted::new();
         if let Some(idx) = self.find(hash, &key) {
-            // A replacement: the node leaves its list (so no hand can pick it and its weight
-            // no longer counts) but keeps its slab slot and index entry, then comes back at the
-            // head of the same list as a new entry. Nothing is rehashed or reallocated.
+            let old_weight = self.lists.weight(idx);
+            let old_expired = self.lists.get(idx).expired_at(now);
+            let cause = if old_expired {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            };
+            if weight <= old_weight || self.weight() - old_weight <= limit.saturating_sub(weight) {
+                // A replacement that needs no room: the value changes in place, the entry
+                // keeps its place in its queue and the write counts as a hit. No neighbour
+                // node is touched.
+                self.lists.reweigh(idx, weight, credit);
+                self.lists.touch(idx, self.caps);
+                let entry = self.lists.get_mut(idx);
+                let old_key = std::mem::replace(&mut entry.key, key);
+                let old_value = std::mem::replace(&mut entry.value, value);
+                let had_expiry = std::mem::replace(&mut entry.expires_at, expires_at) != NEVER;
+                self.expiring =
+                    self.expiring - usize::from(had_expiry) + usize::from(expires_at != NEVER);
+                return Inserted {
+                    replaced: Some(Removal {
+                        key: old_key,
+                        value: old_value,
+                        cause,
+                    }),
+                    removed,
+                };
+            }
+            // A heavier value that needs room: the node leaves its list (so no hand can pick
+            // it and its weight no longer counts) but keeps its slab slot and index entry, and
+            // comes back at the head of the same list as a new entry once room is made.
             let list = self.lists.list_of(idx);
             self.lists.detach(idx);
-            let old_expired = self.lists.get(idx).expired_at(now);
             self.make_room(weight, limit, now, &mut removed);
             let entry = self.lists.reattach_head(idx, list, weight, credit);
             let old_key = std::mem::replace(&mut entry.key, key);
@@ -186,11 +213,6 @@ impl<K: Eq, V> Shard<K, V> {
             let had_expiry = std::mem::replace(&mut entry.expires_at, expires_at) != NEVER;
             self.expiring =
                 self.expiring - usize::from(had_expiry) + usize::from(expires_at != NEVER);
-            let cause = if old_expired {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Replaced
-            };
             let replaced = Removal {
                 key: old_key,
                 value: old_value,

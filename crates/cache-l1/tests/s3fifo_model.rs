@@ -121,7 +121,24 @@ impl ReferenceS3Fifo {
     }
 
     /// Returns (replaced, evicted keys, rejected).
+    /// A replacement that fits changes the entry in place and counts as a hit; one that needs
+    /// room is a removal and a new insert into the queue it was in.
     fn insert(&mut self, k: u8, w: u64, p: u8) -> (bool, Vec<u8>, bool) {
+        if w <= self.capacity {
+            let total = self.total();
+            let (caps, queues) = (
+                [self.p.promote_hits, self.p.main_freq_cap],
+                [&mut self.small, &mut self.main],
+            );
+            for (cap, q) in caps.into_iter().zip(queues) {
+                if let Some(s) = q.iter_mut().find(|s| s.0 == k)
+                    && (w <= s.1 || total - s.1 + w <= self.capacity)
+                {
+                    *s = (k, w, (s.2 + 1).min(cap), p);
+                    return (true, Vec::new(), false);
+                }
+            }
+        }
         let old = self.take_resident(k);
         if w > self.capacity {
             return (old.is_some(), Vec::new(), true);
