@@ -50,10 +50,11 @@ impl Ghost {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.fifo.push_back((hash, seq));
-        match self.members.find_mut(hash, |&(h, _)| h == hash) {
-            Some(member) => member.1 = seq,
-            None => {
-                self.members.insert_unique(hash, (hash, seq), |&(h, _)| h);
+        // One probe finds the member or the slot for it.
+        match self.members.entry(hash, |&(h, _)| h == hash, |&(h, _)| h) {
+            hashbrown::hash_table::Entry::Occupied(mut member) => member.get_mut().1 = seq,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((hash, seq));
             }
         }
         while self.members.len() > capacity {
