@@ -590,13 +590,7 @@ impl LoadReport {
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let s = &self.setup;
-        let _ = writeln!(
-            out,
-            "machine:  {} CPUs, {}, {}",
-            self.machine.cpus,
-            self.machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
-            self.machine.os
-        );
+        let _ = writeln!(out, "machine:  {}", self.machine);
         let length = match (s.ops_per_thread, s.duration_s) {
             (Some(n), _) => format!("{n} ops per thread"),
             (None, Some(d)) => format!("{d} s"),

@@ -489,13 +489,7 @@ impl MrcReport {
     /// and each target's mean over all points when there is more than one.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "machine: {} CPUs, {}, {}",
-            self.machine.cpus,
-            self.machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
-            self.machine.os
-        );
+        let _ = writeln!(out, "machine: {}", self.machine);
         for t in &self.traces {
             let _ = writeln!(
                 out,

@@ -18,6 +18,19 @@ pub struct Machine {
     pub os: String,
 }
 
+impl std::fmt::Display for Machine {
+    /// `2 CPUs, <model>, <os-arch>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CPUs, {}, {}",
+            self.cpus,
+            self.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            self.os
+        )
+    }
+}
+
 impl Machine {
     /// Reads the machine's facts.
     pub fn detect() -> Self {
@@ -167,13 +180,7 @@ impl ReplayReport {
         let mut out = String::new();
         let s = &self.setup;
         let _ = writeln!(out, "source:   {}", self.source);
-        let _ = writeln!(
-            out,
-            "machine:  {} CPUs, {}, {}",
-            self.machine.cpus,
-            self.machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
-            self.machine.os
-        );
+        let _ = writeln!(out, "machine:  {}", self.machine);
         let l2 = s
             .l2_max_bytes
             .map_or_else(|| "off".to_owned(), |b| bytesize::ByteSize(b).to_string());

@@ -161,18 +161,13 @@ fn the_binary_runs_mrc_with_json_and_plots() {
     let trace = tiny_trace(dir.path());
     let json = dir.path().join("mrc.json");
     let plots = dir.path().join("plots");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let output = common::cli()
         .args(["mrc", trace.to_str().unwrap(), "--sizes", "3,10%"])
         .args(["--json", json.to_str().unwrap()])
         .args(["--plot", plots.to_str().unwrap()])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::succeeded(&output);
     assert!(
         stdout.contains("s3-fifo") && stdout.contains("mean"),
         "{stdout}"
@@ -182,7 +177,7 @@ fn the_binary_runs_mrc_with_json_and_plots() {
     assert_eq!(report["points"].as_array().unwrap().len(), 2);
     assert!(plots.join("mrc-tiny.svg").is_file());
 
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let bad = common::cli()
         .args(["mrc", trace.to_str().unwrap(), "--sizes", "0%"])
         .output()
         .unwrap();

@@ -181,7 +181,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
     let trace = dir.path().join("tiny.lis");
     std::fs::write(&trace, "0 50 0 1\n0 50 0 2\n25 50 0 3\n").unwrap();
     let json = dir.path().join("out.json");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let output = common::cli()
         .args([
             "replay",
             trace.to_str().unwrap(),
@@ -194,12 +194,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
         .args(["--peers", "moka,quick_cache,lru"])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::succeeded(&output);
     assert!(
         stdout.contains("moka") && stdout.contains("L2 hit"),
         "{stdout}"
@@ -214,7 +209,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
         assert_eq!(report["peers"][peer]["requests"], 150, "{peer}");
     }
 
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let bad = common::cli()
         .args([
             "replay",
             trace.to_str().unwrap(),

@@ -1,4 +1,4 @@
-//! Where the shared traces and reference figures are.
+//! Where the shared traces and reference figures are, and how to run the binary.
 
 #![allow(
     dead_code,
@@ -62,4 +62,20 @@ pub(crate) fn reference_rows() -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// The `cache-bench` binary, ready for arguments.
+pub(crate) fn cli() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+}
+
+/// The standard output of a `cache-bench` run; panics with both streams unless it succeeded.
+pub(crate) fn succeeded(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
