@@ -507,6 +507,13 @@ impl MrcReport {
             .iter()
             .map(|t| t.len().max(8))
             .collect::<Vec<_>>();
+        // One column per target, in percent, ending the line.
+        let percent_cells = |out: &mut String, ratio: &dyn Fn(&str) -> f64| {
+            for (t, w) in self.targets.iter().zip(&width) {
+                let _ = write!(out, " {:>w$.4}", ratio(t) * 100.0);
+            }
+            out.push('\n');
+        };
         let _ = write!(out, "{:<12} {:>10} {:>9}", "trace", "size", "entries");
         for (t, w) in self.targets.iter().zip(&width) {
             let _ = write!(out, " {t:>w$}");
@@ -518,10 +525,7 @@ impl MrcReport {
                 "{:<12} {:>10} {:>9}",
                 p.trace, p.size_label, p.size_entries
             );
-            for (t, w) in self.targets.iter().zip(&width) {
-                let _ = write!(out, " {:>w$.4}", p.targets[*t].miss_ratio * 100.0);
-            }
-            out.push('\n');
+            percent_cells(&mut out, &|t| p.targets[t].miss_ratio);
         }
         if self.points.len() > 1 {
             let _ = write!(
@@ -530,10 +534,7 @@ impl MrcReport {
                 "mean",
                 format!("{} points", self.points.len())
             );
-            for (t, w) in self.targets.iter().zip(&width) {
-                let _ = write!(out, " {:>w$.4}", self.mean[*t] * 100.0);
-            }
-            out.push('\n');
+            percent_cells(&mut out, &|t| self.mean[t]);
         }
         for s in &self.skipped {
             let _ = writeln!(
