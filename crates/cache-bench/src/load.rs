@@ -138,16 +138,42 @@ impl LoadCache for quick_cache::sync::Cache<u64, Value> {
     }
 }
 
-fn build_l1(capacity: u64) -> anyhow::Result<cache_l1::ShardedSieve<u64, Value>> {
-    Ok(cache_l1::Options::new(capacity).build(cache_l1::UnitWeigher)?)
+fn build_l1(
+    capacity: u64,
+    shards: Option<usize>,
+) -> anyhow::Result<cache_l1::ShardedSieve<u64, Value>> {
+    let mut options = cache_l1::Options::new(capacity);
+    if let Some(n) = shards {
+        options = options.shards(n);
+    }
+    Ok(options.build(cache_l1::UnitWeigher)?)
 }
 
 fn build_moka(capacity: u64) -> moka::sync::Cache<u64, Value> {
     moka::sync::Cache::new(capacity)
 }
 
-fn build_quick_cache(capacity: u64) -> quick_cache::sync::Cache<u64, Value> {
-    quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX))
+fn build_quick_cache(
+    capacity: u64,
+    shards: Option<usize>,
+) -> anyhow::Result<quick_cache::sync::Cache<u64, Value>> {
+    let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+    let Some(n) = shards else {
+        return Ok(quick_cache::sync::Cache::new(items));
+    };
+    // What `Cache::new(items)` sets, plus the shard count.
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(items)
+        .weight_capacity(capacity)
+        .shards(n)
+        .build()
+        .map_err(|e| anyhow::anyhow!("quick_cache options: {e:?}"))?;
+    Ok(quick_cache::sync::Cache::with_options(
+        options,
+        quick_cache::UnitWeighter,
+        quick_cache::DefaultHashBuilder::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    ))
 }
 
 /// How long each thread runs.
@@ -172,6 +198,9 @@ pub struct LoadSpec {
     pub zipf: f64,
     /// Cache capacity in entries. Default 100,000.
     pub capacity: u64,
+    /// Shard count of `cache-l1` and `quick_cache` (moka has no such knob), to compare them at
+    /// equal shard counts. Default `None`: each cache picks its own.
+    pub shards: Option<usize>,
     /// Share of ops that are gets, in [0, 1]; the rest are inserts. Default 1.0.
     pub read_ratio: f64,
     /// Bytes per value (at least 8: values start with their key). Default 100.
@@ -202,6 +231,8 @@ pub struct LoadSetup {
     pub zipf: f64,
     /// Capacity in entries.
     pub capacity: u64,
+    /// Shard count forced on `cache-l1` and `quick_cache`, if any.
+    pub shards: Option<usize>,
     /// Share of ops that are gets.
     pub read_ratio: f64,
     /// Bytes per value.
@@ -486,6 +517,7 @@ fn check(spec: &LoadSpec) -> anyhow::Result<()> {
     anyhow::ensure!(spec.keys >= 1, "--keys must be at least 1");
     anyhow::ensure!(spec.capacity >= 1, "--capacity must be at least 1");
     anyhow::ensure!(spec.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(spec.shards != Some(0), "--shards must be at least 1");
     anyhow::ensure!(
         (0.0..=1.0).contains(&spec.read_ratio),
         "--read-ratio must be in [0, 1]"
@@ -519,11 +551,16 @@ pub fn load(
         let mut figures = BTreeMap::new();
         for &target in &spec.targets {
             let figure = match target {
-                LoadTarget::CacheL1 => measure(&build_l1(spec.capacity)?, spec, &seqs, &values),
-                LoadTarget::Moka => measure(&build_moka(spec.capacity), spec, &seqs, &values),
-                LoadTarget::QuickCache => {
-                    measure(&build_quick_cache(spec.capacity), spec, &seqs, &values)
+                LoadTarget::CacheL1 => {
+                    measure(&build_l1(spec.capacity, spec.shards)?, spec, &seqs, &values)
                 }
+                LoadTarget::Moka => measure(&build_moka(spec.capacity), spec, &seqs, &values),
+                LoadTarget::QuickCache => measure(
+                    &build_quick_cache(spec.capacity, spec.shards)?,
+                    spec,
+                    &seqs,
+                    &values,
+                ),
             }
             .with_context(|| format!("{} in run {}", target.name(), run + 1))?;
             progress(run, target.name(), &figure);
@@ -565,6 +602,7 @@ pub fn load(
             keys: spec.keys,
             zipf: spec.zipf,
             capacity: spec.capacity,
+            shards: spec.shards,
             read_ratio: spec.read_ratio,
             value_size: spec.value_size,
             ops_per_thread: match spec.length {
@@ -684,7 +722,7 @@ pub fn mem_sample(target: LoadTarget, entries: u64, value_size: u32) -> anyhow::
     // Each cache lives until after the second reading.
     let (len, after_bytes) = match target {
         LoadTarget::CacheL1 => {
-            let c = build_l1(entries)?;
+            let c = build_l1(entries, None)?;
             (fill(&c, entries, value_size), resident_bytes()?)
         }
         LoadTarget::Moka => {
@@ -692,7 +730,7 @@ pub fn mem_sample(target: LoadTarget, entries: u64, value_size: u32) -> anyhow::
             (fill(&c, entries, value_size), resident_bytes()?)
         }
         LoadTarget::QuickCache => {
-            let c = build_quick_cache(entries);
+            let c = build_quick_cache(entries, None)?;
             (fill(&c, entries, value_size), resident_bytes()?)
         }
     };

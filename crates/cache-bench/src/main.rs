@@ -83,6 +83,10 @@ struct LoadArgs {
     /// Cache capacity in entries.
     #[arg(long, value_name = "ENTRIES", default_value_t = 100_000)]
     capacity: u64,
+    /// Shard count of cache-l1 and `quick_cache` (moka has none), to compare them at equal
+    /// shard counts. Default: each cache's own.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
     /// Share of ops that are gets (a miss inserts nothing); the rest insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
@@ -213,8 +217,8 @@ struct CacheArgs {
     /// L1 entry budget instead of bytes: every entry weighs 1.
     #[arg(long, value_name = "N")]
     l1_entries: Option<u64>,
-    /// L1 shards; 1 is exactly the paper's SIEVE. Default: the engine's, up to 4 per core (a
-    /// power of two), fewer when shards would hold under 64 entries each.
+    /// L1 shards; 1 is exactly the paper's SIEVE. Default: the engine's, up to 32 per core (a
+    /// power of two), fewer when shards would hold under 256 entries each.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
     /// L1 eviction policy: s3-fifo (scan-resistant) or sieve (the paper's SIEVE per shard).
@@ -361,6 +365,7 @@ fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
         keys: a.keys,
         zipf: a.zipf,
         capacity: a.capacity,
+        shards: a.shards,
         read_ratio: a.read_ratio,
         value_size: a.value_size,
         length: a.duration.map_or(Length::Ops(a.ops), Length::Duration),

@@ -10,6 +10,7 @@ fn tiny(read_ratio: f64) -> LoadSpec {
         keys: 1000,
         zipf: 0.99,
         capacity: 100,
+        shards: None,
         read_ratio,
         value_size: 32,
         length: Length::Ops(20_000),

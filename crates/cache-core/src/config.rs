@@ -49,8 +49,8 @@ pub struct L1Config {
     /// Default: unset.
     pub max_entries: Option<u64>,
     /// Number of shards, each with its own lock and SIEVE queue over `1/shards` of the budget;
-    /// 1 gives exactly the paper's SIEVE. Default: 4 per core, rounded up to a power of two,
-    /// then halved until each shard expects at least 64 entries (counting
+    /// 1 gives exactly the paper's SIEVE. Default: 32 per core, rounded up to a power of two
+    /// (at most 4096), then halved until each shard expects at least 256 entries (counting
     /// [`ASSUMED_MEAN_ENTRY_BYTES`] per entry under a byte budget).
     pub shards: Option<usize>,
     /// The eviction policy: `"s3-fifo"` (scan-resistant, the default) or `"sieve"` (exactly

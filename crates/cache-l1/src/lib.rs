@@ -101,8 +101,9 @@ pub mod stats;
 mod weigher;
 
 pub use cache::{
-    DEFAULT_MAX_ENTRY_FRACTION, EntryOptions, Evicted, InsertOutcome, MAX_PRIORITY,
-    MIN_ENTRIES_PER_SHARD, Options, OptionsError, Rejected, Removal, RemovalCause, ShardedSieve,
+    DEFAULT_MAX_ENTRY_FRACTION, EntryOptions, Evicted, InsertOutcome, MAX_DEFAULT_SHARDS,
+    MAX_PRIORITY, MIN_ENTRIES_PER_SHARD, Options, OptionsError, Rejected, Removal, RemovalCause,
+    SHARDS_PER_CORE, ShardedSieve,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hashbrown::Equivalent;
