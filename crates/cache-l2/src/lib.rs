@@ -44,5 +44,5 @@ mod store;
 
 pub use compress::CompressionOptions;
 pub use error::{KeyTooLong, L2Error, Result};
-pub use options::{L2Options, MIN_MAX_BYTES};
+pub use options::{GroupCommitOptions, L2Options, MIN_MAX_BYTES, WriteMode};
 pub use store::{L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};

@@ -36,6 +36,59 @@ pub struct L2Options {
     /// Value compression. Default: zstd level 3 for values of at least 1 KiB that shrink by
     /// at least 10%.
     pub compression: CompressionOptions,
+    /// When a put returns: after its batch commits (`"sync"`, the default) or once it is queued
+    /// (`"async"`). See [`WriteMode`].
+    pub write_mode: WriteMode,
+    /// How the writer thread batches queued writes into commits.
+    pub group_commit: GroupCommitOptions,
+}
+
+/// When [`crate::Store::put`] returns.
+///
+/// Either way reads see a put as soon as it is queued, and writes that a crash must never undo
+/// (overwrites, deletes, a put of a key whose record an undurable commit removed) return only
+/// once durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// A put returns once the commit that holds it is done (sharing that commit with every write
+    /// queued at the time: group commit). A crash after it returns may still take back a fresh
+    /// insert (the key is then a miss) unless the commit was durable; see the crate docs.
+    #[default]
+    Sync,
+    /// A fresh insert returns as soon as it is queued, and may be lost by a crash (a miss, never
+    /// other bytes). A put that would replace a record still waits for a durable commit.
+    Async,
+}
+
+/// Bounds of one group commit: the writer thread commits when a batch reaches `max_ops`
+/// writes or `max_bytes` of values, or `max_delay_ms` after its first write, whichever comes
+/// first. Loadable from TOML as `[l2.group_commit]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupCommitOptions {
+    /// Most writes per commit. Default: 1000.
+    pub max_ops: usize,
+    /// Most value bytes per commit (before compression). Default: 64 MiB.
+    pub max_bytes: ByteSize,
+    /// Longest a queued write waits for more to join its commit, in milliseconds. Default: 2.
+    /// The writer never waits when the queue is empty and a waiter is blocked on a commit it
+    /// can make now; this bounds how long it keeps gathering while writes keep arriving.
+    pub max_delay_ms: u64,
+    /// Most writes queued and not yet committed; a put beyond it blocks until the writer
+    /// catches up (backpressure, never a dropped write). Default: 16384.
+    pub queue_capacity: usize,
+}
+
+impl Default for GroupCommitOptions {
+    fn default() -> Self {
+        Self {
+            max_ops: 1000,
+            max_bytes: ByteSize::mib(64),
+            max_delay_ms: 2,
+            queue_capacity: 16384,
+        }
+    }
 }
 
 impl Default for L2Options {
@@ -45,6 +98,8 @@ impl Default for L2Options {
             max_bytes: ByteSize::gib(1),
             page_cache_bytes: ByteSize::mib(64),
             compression: CompressionOptions::default(),
+            write_mode: WriteMode::default(),
+            group_commit: GroupCommitOptions::default(),
         }
     }
 }
@@ -85,6 +140,19 @@ impl L2Options {
                 field: "l2.page_cache_bytes",
                 reason: "does not fit in this platform's address space".into(),
             });
+        }
+        let g = &self.group_commit;
+        for (field, zero) in [
+            ("l2.group_commit.max_ops", g.max_ops == 0),
+            ("l2.group_commit.max_bytes", g.max_bytes.as_u64() == 0),
+            ("l2.group_commit.queue_capacity", g.queue_capacity == 0),
+        ] {
+            if zero {
+                return Err(L2Error::InvalidOption {
+                    field,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         self.compression.validate()
     }
