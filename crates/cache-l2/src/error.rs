@@ -62,6 +62,14 @@ pub enum L2Error {
         #[source]
         source: std::io::Error,
     },
+    /// The commit that held this write failed (the writer thread reports redb's error as
+    /// text, since one failure answers every write of the batch). Nothing of the batch was
+    /// written.
+    #[error("L2 write failed: {reason}")]
+    WriteFailed {
+        /// What went wrong.
+        reason: String,
+    },
     /// redb failed (I/O error, corruption found while reading, or a commit that did not happen).
     #[error("L2 storage error: {0}")]
     Storage(#[from] redb::Error),

@@ -12,10 +12,14 @@
 //!   recorded (checksummed) original length.
 //! - **Within budget.** Live bytes stay within [`L2Options::max_bytes`]; a put that needs room
 //!   evicts the oldest records (FIFO).
-//! - **Durable where it matters.** Overwrites and deletes are durable when they return, and so
-//!   is a write of a key whose record a not-yet-durable commit evicted; other fresh inserts may
-//!   ride a non-durable commit that a crash can take back (a miss afterwards, never an older or
-//!   foreign value). Closing the store makes everything durable.
+//! - **Group commit.** Writes queue to one writer thread, which commits whatever is queued in
+//!   one redb transaction ([`GroupCommitOptions`] bounds a batch), so concurrent writers share
+//!   commits and fsyncs. Reads see a write from the moment it is queued.
+//! - **Durable where it matters.** Overwrites and deletes return only once durable, and so does
+//!   a write of a key whose record a not-yet-durable commit removed. Fresh inserts may ride a
+//!   non-durable commit that a crash can take back (a miss afterwards, never an older or
+//!   foreign value); in [`WriteMode::Async`] they return once queued. Closing the store makes
+//!   everything durable.
 //! - **Foreign files are refused, not overwritten**, and a file open elsewhere is refused with
 //!   [`L2Error::AlreadyOpen`].
 //!
@@ -41,6 +45,7 @@ mod options;
 pub mod record;
 mod schema;
 mod store;
+mod writer;
 
 pub use compress::CompressionOptions;
 pub use error::{KeyTooLong, L2Error, Result};

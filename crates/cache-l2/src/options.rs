@@ -75,9 +75,14 @@ pub struct GroupCommitOptions {
     /// The writer never waits when the queue is empty and a waiter is blocked on a commit it
     /// can make now; this bounds how long it keeps gathering while writes keep arriving.
     pub max_delay_ms: u64,
-    /// Most writes queued and not yet committed; a put beyond it blocks until the writer
-    /// catches up (backpressure, never a dropped write). Default: 16384.
+    /// Most writes queued and not yet committed; a write beyond it blocks until the writer
+    /// catches up (backpressure, never a dropped write). Default: 4096.
     pub queue_capacity: usize,
+    /// Most value bytes queued and not yet committed (a queued put holds its encoded record
+    /// and a copy of its value for reads, so about twice this in memory); a write beyond it
+    /// blocks like one beyond `queue_capacity`. A single larger value is let in when the queue
+    /// is empty. Default: 64 MiB.
+    pub queue_max_bytes: ByteSize,
 }
 
 impl Default for GroupCommitOptions {
@@ -86,7 +91,8 @@ impl Default for GroupCommitOptions {
             max_ops: 1000,
             max_bytes: ByteSize::mib(64),
             max_delay_ms: 2,
-            queue_capacity: 16384,
+            queue_capacity: 4096,
+            queue_max_bytes: ByteSize::mib(64),
         }
     }
 }
@@ -146,6 +152,10 @@ impl L2Options {
             ("l2.group_commit.max_ops", g.max_ops == 0),
             ("l2.group_commit.max_bytes", g.max_bytes.as_u64() == 0),
             ("l2.group_commit.queue_capacity", g.queue_capacity == 0),
+            (
+                "l2.group_commit.queue_max_bytes",
+                g.queue_max_bytes.as_u64() == 0,
+            ),
         ] {
             if zero {
                 return Err(L2Error::InvalidOption {

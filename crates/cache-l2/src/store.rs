@@ -1,42 +1,39 @@
-//! The store: open, get, put, delete.
+//! The store: open, get, put, delete, flush; writes go through the writer thread.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use redb::{
-    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableError, WriteTransaction,
-};
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, TableError};
 
-use crate::evict::{evict_until, remove_order_entry};
 use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, accounted_size};
 use crate::schema::{
     FORMAT, FORMAT_KEY, META, META_LIVE_BYTES, META_NEXT_SEQ, ORDER, RECORDS, STORE_FORMAT,
 };
-use crate::{CompressionOptions, KeyTooLong, L2Error, L2Options, Result};
+use crate::writer::{self, Answer, Applied, Op, Request, WriterState};
+use crate::{CompressionOptions, KeyTooLong, L2Error, L2Options, Result, WriteMode};
 
 /// The longest namespace a record may have, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 1024;
 /// The longest key a record may have, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
 
-/// After this many non-durable commits in a row, the next commit is durable. Bounds what a crash
-/// can take back (fresh inserts only, see the crate docs) and lets redb reuse freed pages.
-const MAX_UNSYNCED_COMMITS: u32 = 256;
-
 /// What a successful [`Store::put`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PutOutcome {
-    /// The key had a record, which this put replaced.
-    pub replaced: bool,
-    /// Records evicted (oldest first) to keep the budget.
-    pub evicted: u64,
-    /// The value was stored zstd-compressed.
+    /// The put's batch had committed when `put` returned. `false` only in
+    /// [`WriteMode::Async`] for a fresh insert, which returns once queued.
+    pub committed: bool,
+    /// The commit was durable (`fsync`ed): a crash cannot take the put back.
+    pub durable: bool,
+    /// The value is stored zstd-compressed.
     pub compressed: bool,
 }
 
@@ -50,7 +47,7 @@ pub struct L2Stats {
     pub misses: u64,
     /// Records that failed verification on read; each was counted as a miss and deleted.
     pub corrupt_records: u64,
-    /// Records written (new keys and overwrites).
+    /// Records written (new keys and overwrites), counted at commit.
     pub insertions: u64,
     /// Records written zstd-compressed.
     pub compressed_insertions: u64,
@@ -60,6 +57,21 @@ pub struct L2Stats {
     pub evictions: u64,
     /// Records removed by [`Store::delete`].
     pub deletes: u64,
+    /// Write transactions committed by the writer thread (group commits).
+    pub commits: u64,
+    /// Of those, durable ones (`fsync`ed).
+    pub durable_commits: u64,
+    /// Writes applied by those commits; `batched_writes / commits` is the mean batch size.
+    pub batched_writes: u64,
+    /// Writes whose commit failed. Their callers got the error, except for
+    /// [`WriteMode::Async`] fresh inserts that had returned already: those are also in
+    /// `lost_writes`.
+    pub failed_writes: u64,
+    /// Acknowledged [`WriteMode::Async`] inserts that a failed commit dropped (they read as
+    /// misses afterwards).
+    pub lost_writes: u64,
+    /// Writes queued and not yet committed, now.
+    pub queued_writes: u64,
     /// Accounted bytes of live records now (namespace + key + header + stored payload).
     pub live_bytes: u64,
     /// The budget `live_bytes` is held to.
@@ -78,47 +90,174 @@ struct Counters {
     bytes_saved: AtomicU64,
     evictions: AtomicU64,
     deletes: AtomicU64,
+    commits: AtomicU64,
+    durable_commits: AtomicU64,
+    batched_writes: AtomicU64,
+    failed_writes: AtomicU64,
+    lost_writes: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// State only writers touch; its mutex also serializes write transactions.
-#[derive(Debug)]
-struct WriterState {
-    live_bytes: u64,
-    next_seq: u64,
-    /// Commits since the last durable one.
-    unsynced_commits: u32,
-    /// Hashes of keys whose records non-durable commits since the last durable one removed
-    /// (evictions, corrupt-record deletes). A crash would bring those records back, so a later
-    /// write or delete of such a key must be durable, or the crash would undo it. A hash
-    /// collision only costs an extra durable commit.
-    unsynced_removals: HashSet<u64>,
-    key_hasher: RandomState,
+/// The key of `(namespace, key)` in the pending map: `len(namespace) as u32 LE ‖ namespace ‖
+/// key`, unambiguous for any pair.
+pub(crate) fn pending_key(namespace: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + namespace.len() + key.len());
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "namespaces are at most 1 KiB"
+    )]
+    k.extend_from_slice(&(namespace.len() as u32).to_le_bytes());
+    k.extend_from_slice(namespace.as_bytes());
+    k.extend_from_slice(key);
+    k
 }
 
-impl WriterState {
-    fn key_hash(&self, namespace: &str, key: &[u8]) -> u64 {
+/// The newest queued, not yet committed write of a key.
+#[derive(Debug)]
+struct PendingWrite {
+    /// The request's id: only its own commit removes this entry.
+    id: u64,
+    /// The value a get returns meanwhile; `None` for a delete.
+    value: Option<Bytes>,
+}
+
+/// Writes queued and not committed, and keys an undurable commit removed. One lock guards both
+/// and the order of the queue, so a get sees a write from the moment it is queued.
+#[derive(Debug, Default)]
+struct Pending {
+    writes: HashMap<Vec<u8>, PendingWrite>,
+    /// Hashes of keys whose records undurable commits removed since the last durable one
+    /// (evictions, corrupt-record deletes). A crash would bring those records back, so a later
+    /// write of such a key must be durable before it is acknowledged. A hash collision only
+    /// costs an extra durable commit.
+    unsynced_removals: HashSet<u64>,
+    next_id: u64,
+}
+
+/// What is queued for the writer.
+#[derive(Debug, Default)]
+struct Queued {
+    ops: usize,
+    bytes: u64,
+}
+
+/// State shared by the store's handle and its writer thread.
+pub(crate) struct Inner {
+    pub(crate) db: Database,
+    path: PathBuf,
+    pub(crate) max_bytes: u64,
+    compression: CompressionOptions,
+    write_mode: WriteMode,
+    pub(crate) writer: Mutex<WriterState>,
+    /// Mirror of `WriterState::live_bytes` for lock-free stats.
+    live_bytes: AtomicU64,
+    /// Sequence numbers for new records: the FIFO eviction order.
+    next_seq: AtomicU64,
+    pending: Mutex<Pending>,
+    /// Writes queued and not yet committed, and their value bytes; bounded by `queue_capacity`
+    /// and `queue_max_bytes` (backpressure).
+    queued: Mutex<Queued>,
+    queue_room: Condvar,
+    queue_capacity: usize,
+    queue_max_bytes: u64,
+    key_hasher: RandomState,
+    counters: Counters,
+}
+
+impl Inner {
+    pub(crate) fn key_hash(&self, namespace: &str, key: &[u8]) -> u64 {
         self.key_hasher.hash_one((namespace, key))
     }
 
-    /// Whether a commit that writes or deletes the key hashed `h` must be durable for a crash
-    /// not to undo it (beyond what the caller requires).
-    fn must_sync(&self, h: u64) -> bool {
-        self.unsynced_removals.contains(&h) || self.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS
+    pub(crate) fn live_bytes_mirror(&self, live: u64) {
+        self.live_bytes.store(live, Ordering::Relaxed);
     }
 
-    /// Records a commit and the keys it removed.
-    fn committed(&mut self, durable: bool, removed: impl IntoIterator<Item = u64>) {
-        if durable {
-            self.unsynced_commits = 0;
-            self.unsynced_removals.clear();
-        } else {
-            self.unsynced_commits += 1;
-            self.unsynced_removals.extend(removed);
+    /// Whether a key that `batch` writes was removed by an undurable commit.
+    pub(crate) fn any_unsynced(&self, batch: &[Request]) -> bool {
+        let p = self.pending.lock();
+        !p.unsynced_removals.is_empty()
+            && writer::batch_hashes(self, batch).any(|h| p.unsynced_removals.contains(&h))
+    }
+
+    /// After a commit: drops the batch's pending entries (unless a later write of the key
+    /// replaced them) and updates the unsynced-removal set.
+    pub(crate) fn finish_batch(&self, batch: &[Request], durable: bool, removed: Vec<u64>) {
+        let mut p = self.pending.lock();
+        for (k, id) in writer::batch_keys(batch) {
+            if p.writes.get(&k).is_some_and(|w| w.id == id) {
+                p.writes.remove(&k);
+            }
         }
+        if durable {
+            p.unsynced_removals.clear();
+        } else {
+            p.unsynced_removals.extend(removed);
+        }
+    }
+
+    /// After a failed commit: nothing of the batch was written; its pending entries go, and
+    /// acknowledged async inserts among them are counted lost.
+    pub(crate) fn fail_batch(&self, batch: &[Request], error: &L2Error) {
+        self.finish_batch(batch, false, Vec::new());
+        let lost = batch.iter().filter(|r| r.reply.is_none()).count() as u64;
+        bump(&self.counters.failed_writes, batch.len() as u64);
+        bump(&self.counters.lost_writes, lost);
+        // No logging framework in this crate yet; the stats and the waiters' errors say it.
+        let _ = error;
+    }
+
+    pub(crate) fn count_commit(&self, durable: bool, applied: &[Applied], batch: &[Request]) {
+        let c = &self.counters;
+        bump(&c.commits, 1);
+        bump(&c.durable_commits, u64::from(durable));
+        bump(&c.batched_writes, batch.len() as u64);
+        for (a, r) in applied.iter().zip(batch) {
+            bump(&c.evictions, a.evicted);
+            match &r.op {
+                Op::Put { saved, .. } => {
+                    bump(&c.insertions, 1);
+                    if *saved > 0 {
+                        bump(&c.compressed, 1);
+                        bump(&c.bytes_saved, *saved);
+                    }
+                }
+                Op::Delete { .. } => bump(&c.deletes, u64::from(a.found)),
+                Op::DeleteIfCorrupt { .. } | Op::Flush => {}
+            }
+        }
+    }
+
+    /// Takes a queue slot for a write of `bytes` value bytes, waiting while the queue is full.
+    fn acquire(&self, bytes: u64) {
+        let mut q = self.queued.lock();
+        while q.ops >= self.queue_capacity
+            || (q.ops > 0 && q.bytes.saturating_add(bytes) > self.queue_max_bytes)
+        {
+            self.queue_room.wait(&mut q);
+        }
+        q.ops += 1;
+        q.bytes += bytes;
+    }
+
+    /// Gives back the queue slots of `ops` writes of `bytes` value bytes in all.
+    pub(crate) fn release(&self, ops: usize, bytes: u64) {
+        let mut q = self.queued.lock();
+        q.ops = q.ops.saturating_sub(ops);
+        q.bytes = q.bytes.saturating_sub(bytes);
+        drop(q);
+        self.queue_room.notify_all();
+    }
+
+    /// Whether `(namespace, key)` has a committed record. Called under the pending lock, so no
+    /// commit of the key can slip between this read and the caller's decision.
+    fn has_record(&self, namespace: &str, key: &[u8]) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECORDS)?;
+        Ok(table.get((namespace, key))?.is_some())
     }
 }
 
@@ -126,30 +265,28 @@ impl WriterState {
 ///
 /// Every record is checksummed and self-describing (see [`crate::record`]); a record that fails
 /// verification is a miss, never data. Live bytes are held to [`L2Options::max_bytes`] by FIFO
-/// eviction. The store is `Sync`: gets run concurrently; writes are serialized.
+/// eviction. The store is `Sync`: gets run concurrently on the calling threads; writes queue to
+/// one writer thread that commits them in batches (group commit, see [`crate::WriteMode`] and
+/// [`crate::GroupCommitOptions`]). Reads see queued writes.
 pub struct Store {
-    db: Database,
-    path: PathBuf,
-    max_bytes: u64,
-    compression: CompressionOptions,
-    writer: Mutex<WriterState>,
-    /// Mirror of `WriterState::live_bytes` for lock-free stats.
-    live_bytes: AtomicU64,
-    counters: Counters,
+    inner: Arc<Inner>,
+    tx: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.path)
-            .field("max_bytes", &self.max_bytes)
-            .field("live_bytes", &self.live_bytes.load(Ordering::Relaxed))
+            .field("path", &self.inner.path)
+            .field("max_bytes", &self.inner.max_bytes)
+            .field("live_bytes", &self.inner.live_bytes.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
 impl Store {
-    /// Opens the store at `options.path`, creating it (and its parent directory) if missing.
+    /// Opens the store at `options.path`, creating it (and its parent directory) if missing,
+    /// and starts its writer thread.
     ///
     /// # Errors
     ///
@@ -157,7 +294,8 @@ impl Store {
     /// - [`L2Error::AlreadyOpen`] if the file is open already (this process or another);
     /// - [`L2Error::Foreign`] for a database that is not a cache-l2 store, and
     ///   [`L2Error::Corrupt`] for a file that is not a readable database; neither is modified;
-    /// - [`L2Error::Io`] / [`L2Error::Storage`] for I/O failures.
+    /// - [`L2Error::Io`] / [`L2Error::Storage`] for I/O failures, including failing to start
+    ///   the writer thread.
     pub fn open(options: &L2Options) -> Result<Self> {
         options.validate()?;
         let path = options.path.clone();
@@ -184,29 +322,46 @@ impl Store {
             },
             other => other,
         })?;
-        Ok(Self {
+        let inner = Arc::new(Inner {
             db,
-            path,
+            path: path.clone(),
             max_bytes: options.max_bytes.as_u64(),
             compression: options.compression,
-            writer: Mutex::new(WriterState {
-                live_bytes,
-                next_seq,
-                unsynced_commits: 0,
-                unsynced_removals: HashSet::new(),
-                key_hasher: RandomState::new(),
-            }),
+            write_mode: options.write_mode,
+            writer: Mutex::new(WriterState::new(live_bytes, next_seq)),
             live_bytes: AtomicU64::new(live_bytes),
+            next_seq: AtomicU64::new(next_seq),
+            pending: Mutex::new(Pending::default()),
+            queued: Mutex::new(Queued::default()),
+            queue_room: Condvar::new(),
+            queue_capacity: options.group_commit.queue_capacity,
+            queue_max_bytes: options.group_commit.queue_max_bytes.as_u64(),
+            key_hasher: RandomState::new(),
             counters: Counters::default(),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let group = options.group_commit;
+        let thread = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("cache-l2-writer".into())
+                .spawn(move || writer::run(&inner, &rx, group))
+                .map_err(io)?
+        };
+        Ok(Self {
+            inner,
+            tx: Some(tx),
+            thread: Some(thread),
         })
     }
 
     /// The store's file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
-    /// The value of `(namespace, key)`, verified (and decompressed), or `None`.
+    /// The value of `(namespace, key)`, verified (and decompressed), or `None`. Sees queued
+    /// writes: a put or delete is visible here from the moment it is queued.
     ///
     /// A record that fails verification counts as a miss and in
     /// [`L2Stats::corrupt_records`], and is deleted.
@@ -215,7 +370,24 @@ impl Store {
     ///
     /// [`L2Error::Storage`] if redb fails to read.
     pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Bytes>> {
-        let txn = self.db.begin_read()?;
+        let inner = &*self.inner;
+        {
+            let p = inner.pending.lock();
+            if !p.writes.is_empty()
+                && let Some(w) = p.writes.get(&pending_key(namespace, key))
+            {
+                let value = w.value.clone();
+                drop(p);
+                let counter = if value.is_some() {
+                    &inner.counters.hits
+                } else {
+                    &inner.counters.misses
+                };
+                bump(counter, 1);
+                return Ok(value);
+            }
+        }
+        let txn = inner.db.begin_read()?;
         let table = txn.open_table(RECORDS)?;
         let decoded = table
             .get((namespace, key))?
@@ -224,36 +396,46 @@ impl Store {
         drop(txn);
         match decoded {
             Some(Ok((_, value))) => {
-                bump(&self.counters.hits, 1);
+                bump(&inner.counters.hits, 1);
                 Ok(Some(value))
             }
             None => {
-                bump(&self.counters.misses, 1);
+                bump(&inner.counters.misses, 1);
                 Ok(None)
             }
             Some(Err(_)) => {
-                bump(&self.counters.misses, 1);
-                bump(&self.counters.corrupt, 1);
-                // Best effort: the caller gets a miss whether or not the delete succeeds, and a
-                // record that is still there fails verification again next time.
-                let _ = self.delete_if_corrupt(namespace, key);
+                bump(&inner.counters.misses, 1);
+                bump(&inner.counters.corrupt, 1);
+                // Best effort, not waited for: the caller gets a miss whether or not the delete
+                // happens, and a record still there fails verification again next time.
+                let op = Op::DeleteIfCorrupt {
+                    ns: namespace.into(),
+                    key: key.into(),
+                };
+                let _ = self.enqueue(op, None, false, false);
                 Ok(None)
             }
         }
     }
 
     /// Stores `value` under `(namespace, key)`, replacing any record, compressing it if the
-    /// [`CompressionOptions`] say so, and evicting the oldest records if the budget requires.
+    /// [`CompressionOptions`] say so; the writer evicts the oldest records if the budget
+    /// requires.
     ///
-    /// Durability: an overwrite is durable when this returns (it can never be undone by a
-    /// crash), and so is a write of a key whose record a not-yet-durable commit evicted. Any other
-    /// fresh insert may ride a cheaper commit that a crash can take back (the key is then a miss,
-    /// never another value); at most 255 such commits go by before a durable one.
+    /// When it returns ([`L2Options::write_mode`]):
+    /// - [`WriteMode::Sync`]: once the batch holding the put has committed. An overwrite, or a
+    ///   write of a key an undurable commit removed, is then durable; a fresh insert may have
+    ///   ridden an undurable commit that a crash can take back (the key is then a miss, never
+    ///   another value); a durable commit follows within 256 commits or about a second.
+    /// - [`WriteMode::Async`]: a fresh insert returns once queued (a crash or a failed commit
+    ///   can lose it: a miss; see [`L2Stats::lost_writes`]); a put that would replace a record
+    ///   (committed or queued) waits for a durable commit, as in sync mode.
     ///
     /// # Errors
     ///
     /// [`L2Error::KeyTooLong`], [`L2Error::TooLarge`] for records the store cannot hold;
-    /// [`L2Error::Storage`] if redb fails. Nothing is written on error.
+    /// [`L2Error::WriteFailed`] if the commit failed; [`L2Error::Storage`] if redb fails a
+    /// read. Nothing is written on error.
     pub fn put(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<PutOutcome> {
         check_key(namespace, key)?;
         let original_len = value.len() as u64;
@@ -263,110 +445,163 @@ impl Store {
                 max: MAX_VALUE_LEN,
             });
         }
-        let compressed = self.compression.compress(value);
+        let compressed = self.inner.compression.compress(value);
         let (flags, payload) = match &compressed {
             Some(c) => (FLAG_ZSTD, c.as_slice()),
             None => (0, value),
         };
-        let mut w = self.writer.lock();
-        let seq = w.next_seq;
-        let rec = record::encode(namespace, key, seq, flags, original_len, payload);
-        let size = accounted_size(namespace, key, rec.len());
-        if size > self.max_bytes {
+        let size = accounted_size(namespace, key, record::HEADER_V1_LEN + payload.len());
+        if size > self.inner.max_bytes {
             return Err(L2Error::TooLarge {
                 size,
-                max: self.max_bytes,
+                max: self.inner.max_bytes,
             });
         }
-        let mut live = w.live_bytes;
-        let mut removed = Vec::new();
-        let txn = self.db.begin_write()?;
-        let (replaced, evicted) = {
-            let mut records = txn.open_table(RECORDS)?;
-            let mut order = txn.open_table(ORDER)?;
-            let old = records
-                .remove((namespace, key))?
-                .map(|r| (record::peek_header(r.value()).ok(), r.value().len()));
-            let replaced = old.is_some();
-            if let Some((header, len)) = old {
-                if let Some(h) = header {
-                    remove_order_entry(&mut order, h.seq, namespace, key)?;
-                }
-                live = live.saturating_sub(accounted_size(namespace, key, len));
-            }
-            let evicted = evict_until(
-                &mut records,
-                &mut order,
-                &mut live,
-                size,
-                self.max_bytes,
-                |ns, k| removed.push(w.key_hash(ns, k)),
-            )?;
-            records.insert((namespace, key), rec.as_slice())?;
-            order.insert(seq, (namespace, key))?;
-            live += size;
-            let mut meta = txn.open_table(META)?;
-            meta.insert(META_LIVE_BYTES, live)?;
-            meta.insert(META_NEXT_SEQ, seq + 1)?;
-            (replaced, evicted)
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let rec = record::encode(namespace, key, seq, flags, original_len, payload);
+        let saved = original_len - payload.len() as u64;
+        let op = Op::Put {
+            ns: namespace.into(),
+            key: key.into(),
+            record: rec,
+            seq,
+            value_len: original_len,
+            saved,
         };
-        // An overwrite must be durable (a crash must not bring the old value back), and so must a
-        // write of a key whose record an unsynced commit evicted (the crash would restore it).
-        let durable = replaced || w.must_sync(w.key_hash(namespace, key));
-        commit(txn, durable)?;
-        w.committed(durable, removed);
-        w.live_bytes = live;
-        w.next_seq = seq + 1;
-        self.live_bytes.store(live, Ordering::Relaxed);
-        drop(w);
-
-        bump(&self.counters.insertions, 1);
-        bump(&self.counters.evictions, evicted);
-        if compressed.is_some() {
-            bump(&self.counters.compressed, 1);
-            bump(
-                &self.counters.bytes_saved,
-                original_len - payload.len() as u64,
-            );
-        }
+        let pending_value = Bytes::copy_from_slice(value);
+        let async_mode = self.inner.write_mode == WriteMode::Async;
+        let waited = self.enqueue(op, Some(pending_value), async_mode, true)?;
         Ok(PutOutcome {
-            replaced,
-            evicted,
+            committed: waited.is_some(),
+            durable: waited.is_some_and(|a| a.durable),
             compressed: compressed.is_some(),
         })
     }
 
-    /// Removes the record of `(namespace, key)`; returns whether there was one. Durable when it
-    /// returns: a crash cannot bring the record back (not even one that a not-yet-durable
-    /// eviction had removed before this call).
+    /// Removes the record of `(namespace, key)`; returns whether there was one (committed or
+    /// queued). Durable when it returns: a crash cannot bring the record back.
     ///
     /// # Errors
     ///
-    /// [`L2Error::Storage`] if redb fails; nothing is removed then.
+    /// [`L2Error::KeyTooLong`]; [`L2Error::WriteFailed`] if the commit failed (nothing is
+    /// removed then).
     pub fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool> {
-        let removed = self.remove_where(namespace, key, true, |_| true)?;
-        if removed {
-            bump(&self.counters.deletes, 1);
-        }
-        Ok(removed)
+        check_key(namespace, key)?;
+        let queued_value = {
+            let p = self.inner.pending.lock();
+            p.writes
+                .get(&pending_key(namespace, key))
+                .map(|w| w.value.is_some())
+        };
+        let op = Op::Delete {
+            ns: namespace.into(),
+            key: key.into(),
+        };
+        let applied = self.enqueue(op, None, false, true)?;
+        Ok(applied.is_some_and(|a| a.found) || queued_value == Some(true))
     }
 
-    /// Makes every commit so far durable.
+    /// Waits until every write queued before the call is committed, and makes it durable.
     ///
     /// # Errors
     ///
-    /// [`L2Error::Storage`] if the commit fails.
+    /// [`L2Error::WriteFailed`] if the commit fails.
     pub fn flush(&self) -> Result<()> {
-        let mut w = self.writer.lock();
-        let txn = self.db.begin_write()?;
-        commit(txn, true)?;
-        w.committed(true, []);
-        Ok(())
+        self.enqueue(Op::Flush, None, false, true).map(|_| ())
+    }
+
+    /// Queues `op`. `pending` is the value reads see meanwhile (for keyed ops; `None` reads as
+    /// a delete). If `wait`, blocks until the commit and returns what it did; otherwise returns
+    /// `None` at once. With `async_put`, the put waits only if it would replace a record or the
+    /// key was removed by an undurable commit (then it waits for a durable commit).
+    fn enqueue(
+        &self,
+        op: Op,
+        pending: Option<Bytes>,
+        async_put: bool,
+        wait: bool,
+    ) -> Result<Option<Applied>> {
+        let Some(tx) = &self.tx else {
+            return Err(L2Error::WriteFailed {
+                reason: "the store is closing".into(),
+            });
+        };
+        let inner = &*self.inner;
+        let bytes = op.value_bytes();
+        inner.acquire(bytes);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded::<Answer>(1);
+        let sent = {
+            let mut p = inner.pending.lock();
+            let id = p.next_id;
+            p.next_id += 1;
+            let keyed = match &op {
+                Op::Put { ns, key, .. } | Op::Delete { ns, key } => {
+                    Some((pending_key(ns, key), inner.key_hash(ns, key), &**ns, &**key))
+                }
+                Op::DeleteIfCorrupt { .. } | Op::Flush => None,
+            };
+            let (mut wait, mut durable) = (wait, false);
+            if async_put && let Some((pk, h, ns, key)) = &keyed {
+                let replaces = p.writes.get(pk).is_some_and(|w| w.value.is_some())
+                    || p.unsynced_removals.contains(h)
+                    || match inner.has_record(ns, key) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            drop(p);
+                            inner.release(1, bytes);
+                            return Err(e);
+                        }
+                    };
+                wait = replaces;
+                durable = replaces;
+            }
+            match (&op, keyed) {
+                (Op::DeleteIfCorrupt { ns, key }, None) => {
+                    // Reads miss at once rather than finding the corrupt record again, unless a
+                    // newer write of the key is queued (that one stands).
+                    p.writes
+                        .entry(pending_key(ns, key))
+                        .or_insert(PendingWrite { id, value: None });
+                }
+                (_, Some((pk, ..))) => {
+                    p.writes.insert(pk, PendingWrite { id, value: pending });
+                }
+                (_, None) => {}
+            }
+            let request = Request {
+                op,
+                id,
+                durable,
+                reply: wait.then_some(reply_tx),
+            };
+            let ok = tx.send(request).is_ok();
+            (ok, wait)
+        };
+        let (ok, wait) = sent;
+        if !ok {
+            inner.release(1, bytes);
+            return Err(L2Error::WriteFailed {
+                reason: "the writer thread has stopped".into(),
+            });
+        }
+        if !wait {
+            return Ok(None);
+        }
+        match reply_rx.recv() {
+            Ok(Ok(applied)) => Ok(Some(applied)),
+            Ok(Err(reason)) => Err(L2Error::WriteFailed {
+                reason: reason.to_string(),
+            }),
+            Err(_) => Err(L2Error::WriteFailed {
+                reason: "the writer thread stopped before committing".into(),
+            }),
+        }
     }
 
     /// A snapshot of the counters and sizes.
     pub fn stats(&self) -> L2Stats {
-        let c = &self.counters;
+        let inner = &*self.inner;
+        let c = &inner.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         L2Stats {
             hits: load(&c.hits),
@@ -377,28 +612,37 @@ impl Store {
             bytes_saved: load(&c.bytes_saved),
             evictions: load(&c.evictions),
             deletes: load(&c.deletes),
-            live_bytes: load(&self.live_bytes),
-            max_bytes: self.max_bytes,
-            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+            commits: load(&c.commits),
+            durable_commits: load(&c.durable_commits),
+            batched_writes: load(&c.batched_writes),
+            failed_writes: load(&c.failed_writes),
+            lost_writes: load(&c.lost_writes),
+            queued_writes: inner.queued.lock().ops as u64,
+            live_bytes: load(&inner.live_bytes),
+            max_bytes: inner.max_bytes,
+            file_bytes: std::fs::metadata(&inner.path).map_or(0, |m| m.len()),
         }
     }
 
-    /// Recomputes the live-byte count and the order index from the records and compares them
-    /// with the store's bookkeeping: live bytes (in memory and persisted) equal the sum of every
-    /// record's accounted size and are within budget; every record that passes verification has
-    /// a sequence number below the next one and an order entry naming its key. (Records that fail
-    /// verification, e.g. after bit rot, are only counted.) For tests: it reads every record.
+    /// Flushes, then recomputes the live-byte count and the order index from the records and
+    /// compares them with the store's bookkeeping: live bytes (in memory and persisted) equal
+    /// the sum of every record's accounted size and are within budget; every record that passes
+    /// verification has a sequence number below the next one and an order entry naming its
+    /// key. (Records that fail verification, e.g. after bit rot, are only counted.) For tests:
+    /// it reads every record; writes queued meanwhile wait.
     ///
     /// # Errors
     ///
-    /// [`L2Error::Storage`] if redb fails to read.
+    /// [`L2Error::Storage`] if redb fails to read, [`L2Error::WriteFailed`] if the flush fails.
     ///
     /// # Panics
     ///
     /// On the first broken invariant, with a message naming it.
     pub fn validate(&self) -> Result<()> {
-        let w = self.writer.lock();
-        let txn: ReadTransaction = self.db.begin_read()?;
+        self.flush()?;
+        let inner = &*self.inner;
+        let w = inner.writer.lock();
+        let txn: ReadTransaction = inner.db.begin_read()?;
         let records = txn.open_table(RECORDS)?;
         let order = txn.open_table(ORDER)?;
         let mut live = 0u64;
@@ -426,9 +670,9 @@ impl Store {
             "live-byte counter differs from the records"
         );
         assert!(
-            live <= self.max_bytes,
+            live <= inner.max_bytes,
             "live bytes {live} above budget {}",
-            self.max_bytes
+            inner.max_bytes
         );
         let meta = txn.open_table(META)?;
         let stored_live = meta.get(META_LIVE_BYTES)?.map(|g| g.value());
@@ -439,83 +683,18 @@ impl Store {
         );
         Ok(())
     }
-
-    /// Deletes the record of `(namespace, key)` if it still fails verification.
-    fn delete_if_corrupt(&self, namespace: &str, key: &[u8]) -> Result<bool> {
-        self.remove_where(namespace, key, false, |rec| {
-            record::verify(namespace, key, rec).is_err()
-        })
-    }
-
-    /// Removes the record of `(namespace, key)` if `pred` holds for its bytes, in one write
-    /// transaction; durable before returning if `durable`.
-    ///
-    /// A durable removal that finds nothing still commits durably if an unsynced commit evicted
-    /// the key: otherwise a crash would bring back the record the caller was told is gone.
-    fn remove_where(
-        &self,
-        namespace: &str,
-        key: &[u8],
-        durable: bool,
-        pred: impl FnOnce(&[u8]) -> bool,
-    ) -> Result<bool> {
-        check_key(namespace, key)?;
-        let mut w = self.writer.lock();
-        let h = w.key_hash(namespace, key);
-        let mut live = w.live_bytes;
-        let txn = self.db.begin_write()?;
-        let removed = {
-            let mut records = txn.open_table(RECORDS)?;
-            let target = records
-                .get((namespace, key))?
-                .filter(|r| pred(r.value()))
-                .map(|r| (record::peek_header(r.value()).ok(), r.value().len()));
-            match target {
-                None => false,
-                Some((header, len)) => {
-                    records.remove((namespace, key))?;
-                    if let Some(hd) = header {
-                        remove_order_entry(&mut txn.open_table(ORDER)?, hd.seq, namespace, key)?;
-                    }
-                    live = live.saturating_sub(accounted_size(namespace, key, len));
-                    txn.open_table(META)?.insert(META_LIVE_BYTES, live)?;
-                    true
-                }
-            }
-        };
-        let must_sync = w.must_sync(h);
-        if !(removed || durable && must_sync) {
-            txn.abort()?;
-            return Ok(false);
-        }
-        let durable = durable || must_sync;
-        commit(txn, durable)?;
-        w.committed(durable, removed.then_some(h));
-        w.live_bytes = live;
-        self.live_bytes.store(live, Ordering::Relaxed);
-        Ok(removed)
-    }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        // Make non-durable commits durable so a clean close loses nothing. An error here has no
-        // caller to go to; the records it concerns are fresh inserts, which a crash may drop too.
+        // Make everything durable so a clean close loses nothing. An error here has no caller
+        // to go to; a crash could have dropped the same writes.
         let _ = self.flush();
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
-}
-
-/// Commits `txn`, durably (`fsync` before returning) or not (a crash may take it back).
-fn commit(mut txn: WriteTransaction, durable: bool) -> Result<()> {
-    let level = if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    };
-    txn.set_durability(level)
-        .map_err(|e| L2Error::Storage(redb::Error::from(e)))?;
-    txn.commit()?;
-    Ok(())
 }
 
 /// Checks `namespace` and `key` against [`MAX_NAMESPACE_LEN`] and [`MAX_KEY_LEN`]: what every

@@ -85,7 +85,10 @@ fn crash_child() {
             }
             if scenario.starts_with("overwrite") {
                 let out = store.put("ns", b"K", &value(b'K', 2, 10_000)).unwrap();
-                assert!(!out.replaced, "K was evicted first");
+                assert!(
+                    out.durable,
+                    "a write of a key an undurable commit evicted must be durable"
+                );
             } else {
                 assert!(!store.delete("ns", b"K").unwrap(), "K was evicted first");
             }
