@@ -37,6 +37,11 @@ pub(crate) const MAX_UNSYNCED_COMMITS: u32 = 256;
 /// the next batch).
 pub(crate) const MAX_UNSYNCED_AGE: Duration = Duration::from_secs(1);
 
+/// A durable commit follows once undurable ones have written this fraction (1/n) of the
+/// budget, and a batch holds at most that much: freed pages are reused only after a durable
+/// commit, so this bounds the file's growth between them.
+pub(crate) const UNSYNCED_BYTES_DIVISOR: u64 = 16;
+
 /// One write, as queued.
 #[derive(Debug)]
 pub(crate) enum Op {
@@ -115,6 +120,8 @@ pub(crate) struct WriterState {
     unsynced_commits: u32,
     /// When the first commit after the last durable one happened.
     unsynced_since: Option<Instant>,
+    /// Record bytes written by commits since the last durable one.
+    unsynced_bytes: u64,
 }
 
 impl WriterState {
@@ -124,11 +131,17 @@ impl WriterState {
             next_seq,
             unsynced_commits: 0,
             unsynced_since: None,
+            unsynced_bytes: 0,
         }
     }
 
-    fn sync_due(&self) -> bool {
+    /// Whether the next commit must be durable whatever it holds. redb reuses the pages a
+    /// commit frees only after a durable commit, so besides bounding what a crash can take back
+    /// (count and age), this bounds how far the file grows between durable commits: to
+    /// [`UNSYNCED_BYTES_DIVISOR`]ths of the budget.
+    fn sync_due(&self, max_bytes: u64) -> bool {
         self.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS
+            || self.unsynced_bytes >= max_bytes / UNSYNCED_BYTES_DIVISOR
             || self
                 .unsynced_since
                 .is_some_and(|t| t.elapsed() >= MAX_UNSYNCED_AGE)
@@ -143,7 +156,8 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
     let max_bytes = options
         .max_bytes
         .as_u64()
-        .min(options.queue_max_bytes.as_u64());
+        .min(options.queue_max_bytes.as_u64())
+        .min(inner.max_bytes / UNSYNCED_BYTES_DIVISOR);
     while let Ok(first) = rx.recv() {
         let deadline = Instant::now() + max_delay;
         let mut bytes = first.op.value_bytes();
@@ -182,9 +196,11 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
             if done.durable {
                 w.unsynced_commits = 0;
                 w.unsynced_since = None;
+                w.unsynced_bytes = 0;
             } else {
                 w.unsynced_commits += 1;
                 w.unsynced_since.get_or_insert_with(Instant::now);
+                w.unsynced_bytes += done.written;
             }
             inner.live_bytes_mirror(done.live);
             drop(w);
@@ -217,6 +233,8 @@ struct Done {
     live: u64,
     next_seq: u64,
     durable: bool,
+    /// Record bytes the batch wrote.
+    written: u64,
     /// Hashes of keys whose records the batch removed without being asked to (evictions,
     /// corrupt-record deletes): a crash before the next durable commit would bring them back.
     removed: Vec<u64>,
@@ -226,8 +244,10 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
     let mut live = w.live_bytes;
     let mut next_seq = w.next_seq;
     let mut removed = Vec::new();
+    let mut written = 0;
     let mut applied = Vec::with_capacity(batch.len());
-    let mut durable = w.sync_due() || batch.iter().any(|r| r.durable) || inner.any_unsynced(batch);
+    let mut durable =
+        w.sync_due(inner.max_bytes) || batch.iter().any(|r| r.durable) || inner.any_unsynced(batch);
     let txn = inner.db.begin_write()?;
     {
         let mut records = txn.open_table(RECORDS)?;
@@ -265,6 +285,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                         |ns, k| removed.push(inner.key_hash(ns, k)),
                     )?;
                     records.insert((ns, key), record.as_slice())?;
+                    written += size;
                     order.insert(*seq, (ns, key))?;
                     live += size;
                     next_seq = next_seq.max(seq + 1);
@@ -298,6 +319,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         live,
         next_seq,
         durable,
+        written,
         removed,
     })
 }
