@@ -73,15 +73,23 @@ fn crash_child() {
         .unwrap();
     match scenario.as_str() {
         "overwrite-after-unsynced-eviction" | "delete-after-unsynced-eviction" => {
-            store.put("ns", b"K", &value(b'K', 1, 10_000)).unwrap();
-            store.flush().unwrap();
-            // Fresh inserts ride non-durable commits and evict K in one of them.
+            // Fresh inserts ride non-durable commits (and every so often a durable one); keep
+            // going until one that was not durable evicts K.
             let mut i = 0u32;
-            while store.get("ns", b"K").unwrap().is_some() {
-                store
-                    .put("filler", &i.to_le_bytes(), &[0u8; 10_000])
-                    .unwrap();
-                i += 1;
+            loop {
+                store.put("ns", b"K", &value(b'K', 1, 10_000)).unwrap();
+                store.flush().unwrap();
+                let mut last_durable = true;
+                while store.get("ns", b"K").unwrap().is_some() {
+                    let out = store
+                        .put("filler", &i.to_le_bytes(), &[0u8; 1_000])
+                        .unwrap();
+                    last_durable = out.durable;
+                    i += 1;
+                }
+                if !last_durable {
+                    break;
+                }
             }
             if scenario.starts_with("overwrite") {
                 let out = store.put("ns", b"K", &value(b'K', 2, 10_000)).unwrap();
