@@ -13,6 +13,12 @@ pub enum L2Error {
         /// The store's path.
         path: PathBuf,
     },
+    /// The store path is a symbolic link; the store refuses to follow it.
+    #[error("the L2 store path {path} is a symbolic link; refusing to open it")]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file is a database but not a cache-l2 store (or a store of an unknown format). Its data
     /// was not modified; `reason` says whether redb had to repair its metadata first.
     #[error("{path} is not a cache-l2 store: {reason}; refusing to open it")]

@@ -306,6 +306,8 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
+        refuse_symlink(&path)?;
+        create_private(&path)?;
         let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
         let needs_repair = refuse_foreign(&path, page_cache)?;
         let db = redb::Builder::new()
@@ -712,6 +714,34 @@ pub fn check_key(namespace: &str, key: &[u8]) -> std::result::Result<(), KeyTooL
         return too_long("key", key.len(), MAX_KEY_LEN);
     }
     Ok(())
+}
+
+/// Refuses a store path that is a symbolic link: opening through one could make the cache
+/// write into a file an attacker or a mistake pointed it at.
+fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(L2Error::Symlink {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the store file if it does not exist, readable and writable by its owner only
+/// (mode 0600 on Unix): cached values may be private. An existing file is left as it is.
+fn create_private(path: &Path) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(L2Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 fn open_error(path: &Path, e: DatabaseError) -> L2Error {

@@ -109,6 +109,39 @@ fn a_second_open_is_refused() {
     assert!(matches!(err, L2Error::AlreadyOpen { .. }), "{err}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_new_store_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&options(&dir)).unwrap();
+    store.put("ns", b"k", b"v").unwrap();
+    let mode = std::fs::metadata(store.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_store_path_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious.txt");
+    std::fs::write(&target, b"not a cache").unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("l2.redb")).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::Symlink { .. }), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"not a cache");
+    // A dangling link is refused too, and nothing is created at its target.
+    let dangling = dir.path().join("gone.redb");
+    std::fs::remove_file(dir.path().join("l2.redb")).unwrap();
+    std::os::unix::fs::symlink(&dangling, dir.path().join("l2.redb")).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::Symlink { .. }), "{err}");
+    assert!(!dangling.exists());
+}
+
 /// Rewrites byte `at` of the raw record of `("ns", key)` with `f`, behind the store's back.
 fn patch_record(dir: &tempfile::TempDir, key: &[u8], at: usize, f: impl Fn(u8) -> u8) {
     const RECORDS: redb::TableDefinition<(&str, &[u8]), &[u8]> =
