@@ -324,6 +324,34 @@ impl Store {
             },
             other => other,
         })?;
+        Self::start(db, options, live_bytes, next_seq)
+    }
+
+    /// Opens a store on a caller-supplied redb storage backend instead of a file, e.g. one that
+    /// injects I/O errors, for fault-injection tests. `options.path` only names the store in
+    /// errors and stats (its file size is reported as 0 if there is no such file); no file
+    /// checks run.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`], for what the backend holds.
+    pub fn open_with_backend(
+        options: &L2Options,
+        backend: impl redb::StorageBackend,
+    ) -> Result<Self> {
+        options.validate()?;
+        let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
+        let db = redb::Builder::new()
+            .set_cache_size(page_cache)
+            .create_with_backend(backend)
+            .map_err(|e| open_error(&options.path, e))?;
+        let (live_bytes, next_seq) = init_or_check(&db, &options.path)?;
+        Self::start(db, options, live_bytes, next_seq)
+    }
+
+    /// Wraps an opened, checked database and starts the writer thread.
+    fn start(db: Database, options: &L2Options, live_bytes: u64, next_seq: u64) -> Result<Self> {
+        let path = options.path.clone();
         let inner = Arc::new(Inner {
             db,
             path: path.clone(),
@@ -348,7 +376,7 @@ impl Store {
             std::thread::Builder::new()
                 .name("cache-l2-writer".into())
                 .spawn(move || writer::run(&inner, &rx, group))
-                .map_err(io)?
+                .map_err(|source| L2Error::Io { path, source })?
         };
         Ok(Self {
             inner,
