@@ -102,6 +102,27 @@ fn a_file_that_is_not_a_database_is_refused_and_untouched() {
 }
 
 #[test]
+fn a_truncated_store_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&options(&dir)).unwrap();
+        for i in 0..200u32 {
+            store.put("ns", &i.to_le_bytes(), &pattern()).unwrap();
+        }
+    }
+    let path = dir.path().join("l2.redb");
+    let full = std::fs::read(&path).unwrap();
+    let half = &full[..full.len() / 2];
+    std::fs::write(&path, half).unwrap();
+    let err = Store::open(&options(&dir)).unwrap_err();
+    assert!(matches!(err, L2Error::Corrupt { .. }), "{err}");
+    assert!(
+        std::fs::read(&path).unwrap() == half,
+        "the file was modified"
+    );
+}
+
+#[test]
 fn a_second_open_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(&options(&dir)).unwrap();
