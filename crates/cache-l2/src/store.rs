@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -157,6 +157,8 @@ pub(crate) struct Inner {
     /// Sequence numbers for new records: the FIFO eviction order.
     next_seq: AtomicU64,
     pending: Mutex<Pending>,
+    /// `pending.writes.len()`, mirrored for gets that find the map empty.
+    pending_len: AtomicUsize,
     /// Writes queued and not yet committed, and their value bytes; bounded by `queue_capacity`
     /// and `queue_max_bytes` (backpressure).
     queued: Mutex<Queued>,
@@ -192,6 +194,7 @@ impl Inner {
                 p.writes.remove(&k);
             }
         }
+        self.pending_len.store(p.writes.len(), Ordering::Release);
         if durable {
             p.unsynced_removals.clear();
         } else {
@@ -362,6 +365,7 @@ impl Store {
             live_bytes: AtomicU64::new(live_bytes),
             next_seq: AtomicU64::new(next_seq),
             pending: Mutex::new(Pending::default()),
+            pending_len: AtomicUsize::new(0),
             queued: Mutex::new(Queued::default()),
             queue_room: Condvar::new(),
             queue_capacity: options.group_commit.queue_capacity,
@@ -401,11 +405,12 @@ impl Store {
     /// [`L2Error::Storage`] if redb fails to read.
     pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Bytes>> {
         let inner = &*self.inner;
-        {
+        // Most gets find nothing queued: they skip the pending lock, which every reader would
+        // otherwise take in turn. A write queued before this get began is counted here already
+        // (the count is updated under the lock, before the write's caller is answered).
+        if inner.pending_len.load(Ordering::Acquire) > 0 {
             let p = inner.pending.lock();
-            if !p.writes.is_empty()
-                && let Some(w) = p.writes.get(&pending_key(namespace, key))
-            {
+            if let Some(w) = p.writes.get(&pending_key(namespace, key)) {
                 let value = w.value.clone();
                 drop(p);
                 let counter = if value.is_some() {
@@ -598,6 +603,7 @@ impl Store {
                 }
                 (_, None) => {}
             }
+            inner.pending_len.store(p.writes.len(), Ordering::Release);
             let request = Request {
                 op,
                 id,
