@@ -13,6 +13,7 @@
 
 pub mod adapter;
 pub mod load;
+pub mod load_l2;
 pub mod mrc;
 pub mod plot;
 pub mod replay;

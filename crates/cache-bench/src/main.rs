@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use bytesize::ByteSize;
 use cache_bench::load::{Length, LoadSpec, LoadTarget};
+use cache_bench::load_l2::L2LoadSpec;
 use cache_bench::trace::Format;
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
 use cache_core::L1Policy;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// Load-testing tool for the tiered L1/L2 cache: replays real traces and synthetic workloads
 /// through it and, in the same run, through peer caches (moka, `quick_cache`, lru), and reports
@@ -39,9 +41,22 @@ enum Command {
     /// sieve, 1 shard), moka, `quick_cache` and an exact LRU, every entry weighing 1, one
     /// single-threaded replay per (trace, size, cache) on a work queue over all cores.
     Mrc(MrcArgs),
-    /// Multi-threaded synthetic load on in-memory caches: our L1 (`cache-l1`), moka and
-    /// `quick_cache`, one after another, each warmed up, then timed with all threads released
-    /// together; reports Mops/s and hit ratio of the median run.
+    /// Multi-threaded synthetic load: on the in-memory caches (`--cache l1`, the default) or on
+    /// the durable tier beside raw redb (`--cache l2`).
+    ///
+    /// With `--cache l1`: our L1 (`cache-l1`), moka and `quick_cache`, one after another, each
+    /// warmed up, then timed with all threads released together; reports Mops/s and hit ratio of
+    /// the median run.
+    ///
+    /// With `--cache l2`: `cache_l2::Store` (`cache-l2`) and, as the baseline, one raw redb table
+    /// (`raw-redb`: 1000 inserts per durable commit, one writer, the same 64 MiB page cache), each
+    /// in fresh files. Put phase: every key once (`--writers` threads into cache-l2, then a
+    /// flush, timed with the puts). Get phase: `--threads` threads of uniform random point gets,
+    /// each value checked against the one put (a mismatch fails the run). Reports puts/s,
+    /// gets/s, get p50/p99 latency in µs, the file size and cache-l2's live bytes, and the
+    /// cache-l2/raw-redb ratios; each figure is the median over `--runs`. For example:
+    ///
+    ///     cache-bench load --cache l2 --write-mode sync --writers 64 --json l2.json
     Load(LoadArgs),
     /// Resident memory per entry of `cache-l1`, moka and `quick_cache`, each measured in a
     /// fresh child process: RSS before building the cache and after inserting N entries.
@@ -52,17 +67,64 @@ enum Command {
 }
 
 /// `--cache` values of `load`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LoadCacheArg {
     /// The in-memory caches: our L1, moka and `quick_cache`.
     L1,
+    /// The durable tier: `cache_l2::Store` beside a raw redb table.
+    L2,
+}
+
+impl LoadCacheArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::L1 => "l1",
+            Self::L2 => "l2",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// What to load: `l1` (our L1 beside moka and `quick_cache`), the only value for now.
+    /// What to load: `l1` (our L1 beside moka and `quick_cache`, in memory) or `l2`
+    /// (`cache_l2::Store` beside a raw redb table, on disk). The options under "Options of
+    /// --cache l1" and "Options of --cache l2" apply to that one only.
     #[arg(long, value_enum, default_value = "l1")]
     cache: LoadCacheArg,
+    /// Threads running ops at once (with `--cache l2`, the get threads; see `--writers` for puts).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Bytes per value (at least 8). Default: 100 for l1, 16384 for l2.
+    #[arg(long, value_name = "BYTES")]
+    value_size: Option<u32>,
+    /// Ops per thread (with `--cache l2`, gets per get thread). Default: 10,000,000 for l1,
+    /// 100,000 for l2.
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    ops: Option<u64>,
+    /// Run each timed part (with `--cache l2`, each get phase) for this long instead of a number
+    /// of ops (e.g. `5s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Runs; each measures every target, and the median run is reported (with `--cache l2`, the
+    /// median of each figure).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// RNG seed of the key sequences (and, with `--cache l2`, of the values).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    l1: LoadL1Args,
+    #[command(flatten)]
+    l2: LoadL2Args,
+}
+
+/// Options of `load --cache l1` only.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Options of --cache l1")]
+struct LoadL1Args {
     /// Caches to measure, comma separated, in this order.
     #[arg(
         long,
@@ -71,9 +133,6 @@ struct LoadArgs {
         default_value = "cache-l1,moka,quick_cache"
     )]
     targets: Vec<LoadTarget>,
-    /// Threads running ops at once.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
     /// Distinct keys (u64).
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
@@ -90,27 +149,45 @@ struct LoadArgs {
     /// Share of ops that are gets (a miss inserts nothing); the rest insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
-    /// Bytes per value (at least 8).
-    #[arg(long, value_name = "BYTES", default_value_t = 100)]
-    value_size: u32,
-    /// Ops per thread.
-    #[arg(long, default_value_t = 10_000_000, conflicts_with = "duration")]
-    ops: u64,
-    /// Run each timed part for this long instead of a number of ops (e.g. `5s`).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    duration: Option<std::time::Duration>,
-    /// Runs; each measures every target, and the median run is reported.
-    #[arg(long, default_value_t = 1)]
-    runs: usize,
-    /// RNG seed of the key sequences.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
     #[arg(long, value_name = "N", default_value_t = cache_bench::load::SEQUENCE_LEN)]
     sequence_len: usize,
-    /// Also write the report as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+}
+
+/// Options of `load --cache l2` only.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Options of --cache l2")]
+struct LoadL2Args {
+    /// Distinct keys put into each target. Default: enough for 256 MiB of values (16384 of
+    /// 16 KiB).
+    #[arg(long, value_name = "N")]
+    entries: Option<u64>,
+    /// Values of JSON-like text, which zstd shrinks several times. Default: random bytes, which
+    /// it cannot shrink (cache-l2 then stores them raw).
+    #[arg(long)]
+    compressible: bool,
+    /// When a cache-l2 put returns: `sync` (once its commit is done) or `async` (once queued).
+    #[arg(long, value_enum, default_value = "sync")]
+    write_mode: WriteModeArg,
+    /// Threads putting into cache-l2 at once, each its share of the keys (raw-redb always has
+    /// one batched writer: it is the baseline).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    writers: usize,
+    /// cache-l2's budget for live bytes (e.g. 1GiB). Default: 4 times what the records account
+    /// for, so that the put phase evicts nothing (a run fails if it does).
+    #[arg(long, value_name = "SIZE")]
+    l2_max_bytes: Option<ByteSize>,
+    /// Directory to put the database files in, in a fresh subdirectory per run that is removed
+    /// afterwards. Default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// `--write-mode` values: `cache_l2::WriteMode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum WriteModeArg {
+    Sync,
+    Async,
 }
 
 #[derive(Debug, Args)]
@@ -280,7 +357,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let command = match Cli::parse().command {
+    // Parsed by hand rather than with `Cli::parse` to keep the matches, which tell which flags
+    // were given (`load` refuses the options of the other `--cache`).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let command = match cli.command {
         Some(command) => command,
         None => Cli::parse_from(["cache-bench", "zipf"])
             .command
@@ -315,7 +396,13 @@ fn run() -> anyhow::Result<ExitCode> {
             a.cache.json,
         ),
         Command::Mrc(a) => return mrc(a, command_line),
-        Command::Load(a) => return load(&a, command_line),
+        Command::Load(a) => {
+            let given = matches.subcommand_matches("load");
+            return match a.cache {
+                LoadCacheArg::L1 => load(&a, given, command_line),
+                LoadCacheArg::L2 => load_l2(&a, given, command_line),
+            };
+        }
         Command::Mem(a) => {
             let exe = std::env::current_exe().context("finding this program to re-run it")?;
             let report = cache_bench::load::mem(
@@ -357,21 +444,47 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
-    let LoadCacheArg::L1 = a.cache;
+/// Fails if any option of `A` was given on the command line of `load` (`matches`), naming them:
+/// they belong to the other `--cache`.
+fn refuse_options_of<A: Args>(
+    matches: Option<&ArgMatches>,
+    cache: LoadCacheArg,
+) -> anyhow::Result<()> {
+    let Some(m) = matches else {
+        return Ok(());
+    };
+    let given: Vec<String> = A::augment_args(clap::Command::new("load"))
+        .get_arguments()
+        .filter(|arg| m.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|arg| format!("--{}", arg.get_long().unwrap_or(arg.get_id().as_str())))
+        .collect();
+    anyhow::ensure!(
+        given.is_empty(),
+        "{} only apply with --cache {}",
+        given.join(", "),
+        cache.name()
+    );
+    Ok(())
+}
+
+fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::Result<ExitCode> {
+    refuse_options_of::<LoadL2Args>(matches, LoadCacheArg::L2)?;
+    let l1 = &a.l1;
     let spec = LoadSpec {
-        targets: a.targets.clone(),
+        targets: l1.targets.clone(),
         threads: a.threads,
-        keys: a.keys,
-        zipf: a.zipf,
-        capacity: a.capacity,
-        shards: a.shards,
-        read_ratio: a.read_ratio,
-        value_size: a.value_size,
-        length: a.duration.map_or(Length::Ops(a.ops), Length::Duration),
+        keys: l1.keys,
+        zipf: l1.zipf,
+        capacity: l1.capacity,
+        shards: l1.shards,
+        read_ratio: l1.read_ratio,
+        value_size: a.value_size.unwrap_or(100),
+        length: a
+            .duration
+            .map_or(Length::Ops(a.ops.unwrap_or(10_000_000)), Length::Duration),
         runs: a.runs,
         seed: a.seed,
-        sequence_len: a.sequence_len,
+        sequence_len: l1.sequence_len,
         command,
     };
     let report = cache_bench::load::load(&spec, |run, name, r| {
@@ -381,6 +494,65 @@ fn load(a: &LoadArgs, command: String) -> anyhow::Result<ExitCode> {
             r.mops,
             r.hit_ratio * 100.0,
             r.warmup_passes
+        );
+    })?;
+    print!("{}", report.to_table());
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_l2(
+    a: &LoadArgs,
+    matches: Option<&ArgMatches>,
+    command: String,
+) -> anyhow::Result<ExitCode> {
+    refuse_options_of::<LoadL1Args>(matches, LoadCacheArg::L1)?;
+    let l2 = &a.l2;
+    let value_size = a
+        .value_size
+        .unwrap_or(cache_bench::load_l2::DEFAULT_VALUE_SIZE);
+    let entries = l2
+        .entries
+        .unwrap_or_else(|| L2LoadSpec::default_entries(value_size));
+    let spec = L2LoadSpec {
+        entries,
+        value_size,
+        compressible: l2.compressible,
+        write_mode: match l2.write_mode {
+            WriteModeArg::Sync => cache_l2::WriteMode::Sync,
+            WriteModeArg::Async => cache_l2::WriteMode::Async,
+        },
+        writers: l2.writers,
+        l2_max_bytes: l2.l2_max_bytes.map_or_else(
+            || L2LoadSpec::default_max_bytes(entries, value_size),
+            |b| b.as_u64(),
+        ),
+        dir: l2.dir.clone(),
+        threads: a.threads,
+        length: a.duration.map_or(
+            Length::Ops(
+                a.ops
+                    .unwrap_or(cache_bench::load_l2::DEFAULT_GETS_PER_THREAD),
+            ),
+            Length::Duration,
+        ),
+        runs: a.runs,
+        seed: a.seed,
+        command,
+    };
+    let report = cache_bench::load_l2::load_l2(&spec, |run, name, r| {
+        eprintln!(
+            "run {}: {name}: {:.0} puts/s ({:.2} s, flush {:.3} s), {:.0} gets/s, \
+             p50 {:.1} µs, p99 {:.1} µs",
+            run + 1,
+            r.puts_per_s,
+            r.put_s,
+            r.flush_s,
+            r.gets_per_s,
+            r.get_p50_us,
+            r.get_p99_us
         );
     })?;
     print!("{}", report.to_table());
