@@ -182,12 +182,22 @@ impl Inner {
     pub(crate) fn any_unsynced(&self, batch: &[Request]) -> bool {
         let p = self.pending.lock();
         !p.unsynced_removals.is_empty()
-            && writer::batch_hashes(self, batch).any(|h| p.unsynced_removals.contains(&h))
+            && writer::writer_hashes(self, batch).any(|h| p.unsynced_removals.contains(&h))
+    }
+
+    /// Before an undurable commit: remembers the keys whose records it removes, while the
+    /// removals are not yet visible to readers.
+    pub(crate) fn note_unsynced_removals(&self, removed: &[u64]) {
+        self.pending
+            .lock()
+            .unsynced_removals
+            .extend(removed.iter().copied());
     }
 
     /// After a commit: drops the batch's pending entries (unless a later write of the key
-    /// replaced them) and updates the unsynced-removal set.
-    pub(crate) fn finish_batch(&self, batch: &[Request], durable: bool, removed: Vec<u64>) {
+    /// replaced them), and after a durable one forgets the unsynced removals (a failed commit
+    /// leaves them: that only costs an extra durable commit).
+    pub(crate) fn finish_batch(&self, batch: &[Request], durable: bool) {
         let mut p = self.pending.lock();
         for (k, id) in writer::batch_keys(batch) {
             if p.writes.get(&k).is_some_and(|w| w.id == id) {
@@ -197,15 +207,13 @@ impl Inner {
         self.pending_len.store(p.writes.len(), Ordering::Release);
         if durable {
             p.unsynced_removals.clear();
-        } else {
-            p.unsynced_removals.extend(removed);
         }
     }
 
     /// After a failed commit: nothing of the batch was written; its pending entries go, and
     /// acknowledged async inserts among them are counted lost.
     pub(crate) fn fail_batch(&self, batch: &[Request], error: &L2Error) {
-        self.finish_batch(batch, false, Vec::new());
+        self.finish_batch(batch, false);
         let lost = batch.iter().filter(|r| r.reply.is_none()).count() as u64;
         bump(&self.counters.failed_writes, batch.len() as u64);
         bump(&self.counters.lost_writes, lost);

@@ -17,6 +17,7 @@
 //! `Durability::None`, which a crash rolls back to the last durable commit: only fresh inserts
 //! can be lost that way, and they come back as misses.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,8 +205,10 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
             }
             inner.live_bytes_mirror(done.live);
             drop(w);
-            inner.finish_batch(&batch, done.durable, done.removed);
+            inner.finish_batch(&batch, done.durable);
             inner.count_commit(done.durable, &done.applied, &batch);
+            // Before any waiter wakes, so what it reads next (stats, queue room) is settled.
+            inner.release(n, bytes);
             for (req, applied) in batch.into_iter().zip(done.applied) {
                 if let Some(reply) = req.reply {
                     // A waiter that gave up (its thread ended) is no error.
@@ -217,6 +220,7 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
             drop(w);
             let reason: Arc<str> = Arc::from(e.to_string());
             inner.fail_batch(&batch, &e);
+            inner.release(n, bytes);
             for req in batch {
                 if let Some(reply) = req.reply {
                     let _ = reply.send(Err(Arc::clone(&reason)));
@@ -224,7 +228,6 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
             }
         }
     }
-    inner.release(n, bytes);
 }
 
 /// What a successful batch did.
@@ -235,9 +238,6 @@ struct Done {
     durable: bool,
     /// Record bytes the batch wrote.
     written: u64,
-    /// Hashes of keys whose records the batch removed without being asked to (evictions,
-    /// corrupt-record deletes): a crash before the next durable commit would bring them back.
-    removed: Vec<u64>,
 }
 
 fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> {
@@ -310,6 +310,18 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         meta.insert(META_LIVE_BYTES, live)?;
         meta.insert(META_NEXT_SEQ, next_seq)?;
     }
+    if !removed.is_empty() {
+        // A key this batch evicted and also writes (say a put of K after another put evicted
+        // K's durable record) looks like a fresh insert when its put is applied, yet an
+        // undurable commit would let a crash bring K's old record back.
+        let evicted: HashSet<u64> = removed.iter().copied().collect();
+        durable |= writer_hashes(inner, batch).any(|h| evicted.contains(&h));
+        if !durable {
+            // Recorded before the commit makes the removals visible: an async put that finds
+            // the record gone must also find it in the unsynced set.
+            inner.note_unsynced_removals(&removed);
+        }
+    }
     commit(txn, durable)?;
     for a in &mut applied {
         a.durable = durable;
@@ -320,7 +332,6 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         next_seq,
         durable,
         written,
-        removed,
     })
 }
 
@@ -373,7 +384,7 @@ pub(crate) fn batch_keys(batch: &[Request]) -> impl Iterator<Item = (Vec<u8>, u6
 }
 
 /// Hashes of the keys a batch writes, for the unsynced-removal check.
-pub(crate) fn batch_hashes<'b>(
+pub(crate) fn writer_hashes<'b>(
     inner: &'b Inner,
     batch: &'b [Request],
 ) -> impl Iterator<Item = u64> + 'b {

@@ -196,8 +196,10 @@ fn race_an_eviction_and_a_put(store: &Store, dir: &Path) {
         let (evicting, rewrite) = std::thread::scope(|s| {
             // While the writer commits (and fsyncs) the flush, the two puts queue up behind it,
             // to form the next batch.
-            s.spawn(|| store.flush().unwrap());
-            while store.stats().queued_writes == 0 {}
+            let flush = s.spawn(|| store.flush().unwrap());
+            // Until the flush is queued; it may also be committed already (then the round is
+            // merely less likely to race).
+            while store.stats().queued_writes == 0 && !flush.is_finished() {}
             let evicting = s.spawn(&mut put_filler);
             // A spin of 0–19 µs varies which put is queued first.
             let spin = Instant::now();
