@@ -33,6 +33,8 @@ use rand::{RngExt as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
 use serde::{Deserialize, Serialize};
 
+use crate::replay::ratio;
+
 use crate::report::Machine;
 
 /// Keys (and op kinds) each thread draws before timing and then cycles through, by default:
@@ -350,15 +352,6 @@ fn values(keys: u64, value_size: u32) -> Vec<Value> {
 #[inline]
 fn valid(key: u64, v: &[u8]) -> bool {
     v.get(..8) == Some(&key.to_le_bytes()[..])
-}
-
-#[expect(clippy::cast_precision_loss, reason = "ratios of counters")]
-fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
 }
 
 /// One warm-up pass over every thread's sequence, in parallel: a get per op, an insert on a

@@ -37,8 +37,9 @@ pub struct Tally {
     pub l1_capacity: Option<u64>,
 }
 
+/// `part / whole`, or 0 when `whole` is 0.
 #[expect(clippy::cast_precision_loss, reason = "ratios of counters")]
-fn ratio(part: u64, whole: u64) -> f64 {
+pub(crate) fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
