@@ -136,8 +136,8 @@ impl L2LoadSpec {
     /// `cache-l2` (namespace, key, header and value, uncompressed), and at least
     /// [`cache_l2::MIN_MAX_BYTES`]: room enough that the put phase evicts nothing.
     pub fn default_max_bytes(entries: u64, value_size: u32) -> u64 {
-        let record = cache_l2::record::HEADER_V1_LEN + value_size as usize;
-        let per_entry = cache_l2::record::accounted_size(NAMESPACE, &key(0), record);
+        let record = cache_l2::record::HEADER_V2_LEN + value_size as usize;
+        let per_entry = cache_l2::record::accounted_size(NAMESPACE, &key(0), record, 0);
         entries
             .saturating_mul(per_entry)
             .saturating_mul(4)

@@ -38,13 +38,14 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
+mod budget;
 mod compress;
 mod error;
-mod evict;
 mod options;
 pub mod record;
 mod schema;
 mod store;
+mod tables;
 mod writer;
 
 pub use compress::CompressionOptions;

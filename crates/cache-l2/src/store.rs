@@ -9,13 +9,21 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex};
-use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, TableError};
-
-use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, accounted_size};
-use crate::schema::{
-    FORMAT, FORMAT_KEY, META, META_LIVE_BYTES, META_NEXT_SEQ, ORDER, RECORDS, STORE_FORMAT,
+use parking_lot::{Condvar, Mutex, RwLock};
+use redb::{
+    AccessGuard, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, TableError,
 };
+
+use crate::budget::{
+    CHUNK_FOOTPRINT, entry_footprint, file_capacity, footprint_limit, label_footprint,
+};
+use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, RecordParts};
+use crate::schema::{
+    BLOBS, CHUNK_LEN_KEY, FORMAT, FORMAT_KEY, GENERATIONS, LABELS, META, META_FOOTPRINT,
+    META_LIVE_BYTES, META_NEXT_SEQ, OLDEST_STORE_FORMAT, ORDER, RECORDS, STORE_FORMAT,
+};
+use crate::tables::{Totals, read_chunks};
 use crate::writer::{self, Answer, Applied, Op, Request, WriterState};
 use crate::{CompressionOptions, KeyTooLong, L2Error, L2Options, Result, WriteMode};
 
@@ -57,6 +65,13 @@ pub struct L2Stats {
     pub evictions: u64,
     /// Records removed by [`Store::delete`].
     pub deletes: u64,
+    /// Records removed by [`Store::invalidate_labels`].
+    pub label_invalidations: u64,
+    /// Namespace flushes ([`Store::invalidate_namespace`]).
+    pub namespace_flushes: u64,
+    /// Dead records (written before their namespace's last flush) removed by the background
+    /// sweep.
+    pub swept: u64,
     /// Write transactions committed by the writer thread (group commits).
     pub commits: u64,
     /// Of those, durable ones (`fsync`ed).
@@ -72,12 +87,34 @@ pub struct L2Stats {
     pub lost_writes: u64,
     /// Writes queued and not yet committed, now.
     pub queued_writes: u64,
-    /// Accounted bytes of live records now (namespace + key + header + stored payload).
+    /// Accounted bytes of live records now: namespace, key, entry (header, labels, metadata,
+    /// inline payload) and payload chunks.
     pub live_bytes: u64,
-    /// The budget `live_bytes` is held to.
+    /// Estimated bytes of file the live records occupy (redb pages, index rows); eviction
+    /// keeps it within `footprint_limit`. See `docs/operations.md`.
+    pub footprint_bytes: u64,
+    /// The footprint eviction keeps live records within: 13/16 of `file_capacity`, at most
+    /// `max_bytes`.
+    pub footprint_limit: u64,
+    /// The largest file (usable bytes) the store lets redb grow to: redb's largest growth step
+    /// within `max_bytes` plus 1/16.
+    pub file_capacity: u64,
+    /// The budget for the file, as configured.
     pub max_bytes: u64,
     /// Size of the database file on disk now, in bytes.
     pub file_bytes: u64,
+}
+
+impl L2Stats {
+    /// `live_bytes / file_bytes`: how much of the file is live data (0 without a file).
+    #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+    pub fn live_to_file(&self) -> f64 {
+        if self.file_bytes == 0 {
+            0.0
+        } else {
+            self.live_bytes as f64 / self.file_bytes as f64
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +127,9 @@ struct Counters {
     bytes_saved: AtomicU64,
     evictions: AtomicU64,
     deletes: AtomicU64,
+    label_invalidations: AtomicU64,
+    namespace_flushes: AtomicU64,
+    swept: AtomicU64,
     commits: AtomicU64,
     durable_commits: AtomicU64,
     batched_writes: AtomicU64,
@@ -120,8 +160,22 @@ pub(crate) fn pending_key(namespace: &str, key: &[u8]) -> Vec<u8> {
 struct PendingWrite {
     /// The request's id: only its own commit removes this entry.
     id: u64,
-    /// The value a get returns meanwhile; `None` for a delete.
-    value: Option<Bytes>,
+    /// What a get returns meanwhile (if its generation is still current); `None` for a delete.
+    entry: Option<Arc<Entry>>,
+}
+
+/// A record as read back: its value, metadata and labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entry {
+    /// The value, decompressed.
+    pub value: Bytes,
+    /// The caller's metadata, as put (empty if none).
+    pub meta: Bytes,
+    /// The record's labels, distinct, in the order first given.
+    pub labels: Vec<Bytes>,
+    /// The namespace generation it was written in.
+    pub generation: u64,
 }
 
 /// Writes queued and not committed, and keys an undurable commit removed. One lock guards both
@@ -152,8 +206,12 @@ pub(crate) struct Inner {
     compression: CompressionOptions,
     write_mode: WriteMode,
     pub(crate) writer: Mutex<WriterState>,
-    /// Mirror of `WriterState::live_bytes` for lock-free stats.
+    /// Mirrors of `WriterState::totals` for lock-free stats.
     live_bytes: AtomicU64,
+    footprint: AtomicU64,
+    /// Current generation of every namespace ever flushed (others are at 0). Updated after the
+    /// bump's durable commit.
+    generations: RwLock<HashMap<String, u64>>,
     /// Sequence numbers for new records: the FIFO eviction order.
     next_seq: AtomicU64,
     pending: Mutex<Pending>,
@@ -174,8 +232,21 @@ impl Inner {
         self.key_hasher.hash_one((namespace, key))
     }
 
-    pub(crate) fn live_bytes_mirror(&self, live: u64) {
-        self.live_bytes.store(live, Ordering::Relaxed);
+    pub(crate) fn totals_mirror(&self, totals: Totals) {
+        self.live_bytes.store(totals.live, Ordering::Relaxed);
+        self.footprint.store(totals.footprint, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_generation(&self, ns: &str, generation: u64) {
+        self.generations.write().insert(ns.to_owned(), generation);
+    }
+
+    fn generation(&self, ns: &str) -> u64 {
+        self.generations.read().get(ns).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn count_swept(&self, n: u64) {
+        bump(&self.counters.swept, n);
     }
 
     /// Whether a key that `batch` writes was removed by an undurable commit.
@@ -228,6 +299,7 @@ impl Inner {
         bump(&c.batched_writes, batch.len() as u64);
         for (a, r) in applied.iter().zip(batch) {
             bump(&c.evictions, a.evicted);
+            bump(&c.label_invalidations, a.removed);
             match &r.op {
                 Op::Put { saved, .. } => {
                     bump(&c.insertions, 1);
@@ -237,7 +309,8 @@ impl Inner {
                     }
                 }
                 Op::Delete { .. } => bump(&c.deletes, u64::from(a.found)),
-                Op::DeleteIfCorrupt { .. } | Op::Flush => {}
+                Op::BumpGeneration { .. } => bump(&c.namespace_flushes, 1),
+                Op::DeleteIfCorrupt { .. } | Op::InvalidateLabels { .. } | Op::Flush => {}
             }
         }
     }
@@ -325,7 +398,7 @@ impl Store {
             .set_cache_size(page_cache)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let (live_bytes, next_seq) = init_or_check(&db, &path).map_err(|e| match e {
+        let state = init_or_check(&db, &path).map_err(|e| match e {
             L2Error::Foreign { path, reason } if needs_repair => L2Error::Foreign {
                 path,
                 reason: format!(
@@ -335,7 +408,7 @@ impl Store {
             },
             other => other,
         })?;
-        Self::start(db, options, live_bytes, next_seq)
+        Self::start(db, options, state)
     }
 
     /// Opens a store on a caller-supplied redb storage backend instead of a file, e.g. one that
@@ -356,22 +429,30 @@ impl Store {
             .set_cache_size(page_cache)
             .create_with_backend(backend)
             .map_err(|e| open_error(&options.path, e))?;
-        let (live_bytes, next_seq) = init_or_check(&db, &options.path)?;
-        Self::start(db, options, live_bytes, next_seq)
+        let state = init_or_check(&db, &options.path)?;
+        Self::start(db, options, state)
     }
 
     /// Wraps an opened, checked database and starts the writer thread.
-    fn start(db: Database, options: &L2Options, live_bytes: u64, next_seq: u64) -> Result<Self> {
+    fn start(db: Database, options: &L2Options, state: Persisted) -> Result<Self> {
         let path = options.path.clone();
+        let sweeps = state
+            .generations
+            .iter()
+            .filter(|(_, g)| **g > 0)
+            .map(|(ns, _)| ns.clone())
+            .collect();
         let inner = Arc::new(Inner {
             db,
             path: path.clone(),
             max_bytes: options.max_bytes.as_u64(),
             compression: options.compression,
             write_mode: options.write_mode,
-            writer: Mutex::new(WriterState::new(live_bytes, next_seq)),
-            live_bytes: AtomicU64::new(live_bytes),
-            next_seq: AtomicU64::new(next_seq),
+            writer: Mutex::new(WriterState::new(state.totals, state.next_seq, sweeps)),
+            live_bytes: AtomicU64::new(state.totals.live),
+            footprint: AtomicU64::new(state.totals.footprint),
+            generations: RwLock::new(state.generations),
+            next_seq: AtomicU64::new(state.next_seq),
             pending: Mutex::new(Pending::default()),
             pending_len: AtomicUsize::new(0),
             queued: Mutex::new(Queued::default()),
@@ -403,7 +484,8 @@ impl Store {
     }
 
     /// The value of `(namespace, key)`, verified (and decompressed), or `None`. Sees queued
-    /// writes: a put or delete is visible here from the moment it is queued.
+    /// writes: a put or delete is visible here from the moment it is queued. A record written
+    /// before its namespace's last [`Store::invalidate_namespace`] is a miss.
     ///
     /// A record that fails verification counts as a miss and in
     /// [`L2Stats::corrupt_records`], and is deleted.
@@ -412,41 +494,48 @@ impl Store {
     ///
     /// [`L2Error::Storage`] if redb fails to read.
     pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.get_entry(namespace, key)?.map(|e| e.value))
+    }
+
+    /// As [`Store::get`], with the record's metadata and labels.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    pub fn get_entry(&self, namespace: &str, key: &[u8]) -> Result<Option<Entry>> {
         let inner = &*self.inner;
+        let generation = inner.generation(namespace);
         // Most gets find nothing queued: they skip the pending lock, which every reader would
         // otherwise take in turn. A write queued before this get began is counted here already
         // (the count is updated under the lock, before the write's caller is answered).
         if inner.pending_len.load(Ordering::Acquire) > 0 {
             let p = inner.pending.lock();
             if let Some(w) = p.writes.get(&pending_key(namespace, key)) {
-                let value = w.value.clone();
+                let entry = w
+                    .entry
+                    .as_ref()
+                    .filter(|e| e.generation >= generation)
+                    .map(|e| Entry::clone(e));
                 drop(p);
-                let counter = if value.is_some() {
+                let counter = if entry.is_some() {
                     &inner.counters.hits
                 } else {
                     &inner.counters.misses
                 };
                 bump(counter, 1);
-                return Ok(value);
+                return Ok(entry);
             }
         }
-        let txn = inner.db.begin_read()?;
-        let table = txn.open_table(RECORDS)?;
-        let decoded = table
-            .get((namespace, key))?
-            .map(|guard| record::decode(namespace, key, guard.value()));
-        drop(table);
-        drop(txn);
-        match decoded {
-            Some(Ok((_, value))) => {
+        match read_entry(&inner.db, namespace, key)? {
+            Read::Found(entry) if entry.generation >= generation => {
                 bump(&inner.counters.hits, 1);
-                Ok(Some(value))
+                Ok(Some(entry))
             }
-            None => {
+            Read::Found(_) | Read::Absent => {
                 bump(&inner.counters.misses, 1);
                 Ok(None)
             }
-            Some(Err(_)) => {
+            Read::Corrupt => {
                 bump(&inner.counters.misses, 1);
                 bump(&inner.counters.corrupt, 1);
                 // Best effort, not waited for: the caller gets a miss whether or not the delete
@@ -463,7 +552,20 @@ impl Store {
 
     /// Stores `value` under `(namespace, key)`, replacing any record, compressing it if the
     /// [`CompressionOptions`] say so; the writer evicts the oldest records if the budget
-    /// requires.
+    /// requires. Same as [`Store::put_with`] with no metadata and no labels.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put_with`].
+    pub fn put(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<PutOutcome> {
+        self.put_with(namespace, key, value, &[], &[])
+    }
+
+    /// Stores `value` under `(namespace, key)` with caller metadata `meta` (returned by
+    /// [`Store::get_entry`]) and `labels` (tags, dependencies: [`Store::invalidate_labels`]
+    /// removes every record of the namespace carrying one), replacing any record; the writer
+    /// evicts the oldest records if the budget requires. The value is compressed if the
+    /// [`CompressionOptions`] say so.
     ///
     /// When it returns ([`L2Options::write_mode`]):
     /// - [`WriteMode::Sync`]: once the batch holding the put has committed. An overwrite, or a
@@ -474,13 +576,27 @@ impl Store {
     ///   can lose it: a miss; see [`L2Stats::lost_writes`]); a put that would replace a record
     ///   (committed or queued) waits for a durable commit, as in sync mode.
     ///
+    /// A put that races with [`Store::invalidate_namespace`] of its namespace may be flushed
+    /// by it.
+    ///
     /// # Errors
     ///
-    /// [`L2Error::KeyTooLong`], [`L2Error::TooLarge`] for records the store cannot hold;
-    /// [`L2Error::WriteFailed`] if the commit failed; [`L2Error::Storage`] if redb fails a
-    /// read. Nothing is written on error.
-    pub fn put(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<PutOutcome> {
+    /// [`L2Error::KeyTooLong`] for a namespace, key, label or metadata over its limit
+    /// ([`MAX_NAMESPACE_LEN`], [`MAX_KEY_LEN`], [`record::MAX_LABEL_LEN`],
+    /// [`record::MAX_LABELS_LEN`], [`record::MAX_META_LEN`]); [`L2Error::TooLarge`] for a
+    /// record the store cannot hold; [`L2Error::WriteFailed`] if the commit failed;
+    /// [`L2Error::Storage`] if redb fails a read. Nothing is written on error.
+    pub fn put_with(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        value: &[u8],
+        meta: &[u8],
+        labels: &[&[u8]],
+    ) -> Result<PutOutcome> {
         check_key(namespace, key)?;
+        let labels = distinct(labels);
+        check_sections(meta, &labels)?;
         let original_len = value.len() as u64;
         if original_len > MAX_VALUE_LEN {
             return Err(L2Error::TooLarge {
@@ -488,37 +604,105 @@ impl Store {
                 max: MAX_VALUE_LEN,
             });
         }
-        let compressed = self.inner.compression.compress(value);
+        let inner = &*self.inner;
+        let compressed = inner.compression.compress(value);
         let (flags, payload) = match &compressed {
             Some(c) => (FLAG_ZSTD, c.as_slice()),
             None => (0, value),
         };
-        let size = accounted_size(namespace, key, record::HEADER_V1_LEN + payload.len());
-        if size > self.inner.max_bytes {
+        let generation = inner.generation(namespace);
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let encoded = record::encode(
+            namespace,
+            key,
+            &RecordParts {
+                seq,
+                generation,
+                flags,
+                original_len,
+                labels: &labels,
+                meta,
+                payload,
+            },
+        );
+        let owned_labels: Vec<Box<[u8]>> = labels.iter().map(|l| Box::from(*l)).collect();
+        let rec = crate::tables::NewRecord {
+            ns: namespace,
+            key,
+            seq,
+            encoded: &encoded,
+            labels: &owned_labels,
+        };
+        let footprint = rec.footprint();
+        let limit = footprint_limit(inner.max_bytes);
+        if footprint > limit {
             return Err(L2Error::TooLarge {
-                size,
-                max: self.inner.max_bytes,
+                size: footprint,
+                max: limit,
             });
         }
-        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let rec = record::encode(namespace, key, seq, flags, original_len, payload);
         let saved = original_len - payload.len() as u64;
+        let pending = Entry {
+            value: Bytes::copy_from_slice(value),
+            meta: Bytes::copy_from_slice(meta),
+            labels: labels.iter().map(|l| Bytes::copy_from_slice(l)).collect(),
+            generation,
+        };
         let op = Op::Put {
             ns: namespace.into(),
             key: key.into(),
-            record: rec,
+            encoded,
             seq,
+            generation,
+            labels: owned_labels,
             value_len: original_len,
             saved,
+            footprint,
         };
-        let pending_value = Bytes::copy_from_slice(value);
-        let async_mode = self.inner.write_mode == WriteMode::Async;
-        let waited = self.enqueue(op, Some(pending_value), async_mode, true)?;
+        let async_mode = inner.write_mode == WriteMode::Async;
+        let waited = self.enqueue(op, Some(Arc::new(pending)), async_mode, true)?;
         Ok(PutOutcome {
             committed: waited.is_some(),
             durable: waited.is_some_and(|a| a.durable),
             compressed: compressed.is_some(),
         })
+    }
+
+    /// Removes every record of `namespace` that carries one of `labels` (committed or queued
+    /// before the call); returns how many committed records it removed. Durable when it
+    /// returns: a crash cannot bring them back.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::KeyTooLong`] for a namespace or label over its limit;
+    /// [`L2Error::WriteFailed`] if the commit failed (nothing is removed then).
+    pub fn invalidate_labels(&self, namespace: &str, labels: &[&[u8]]) -> Result<u64> {
+        check_key(namespace, b"")?;
+        let labels = distinct(labels);
+        check_sections(&[], &labels)?;
+        let op = Op::InvalidateLabels {
+            ns: namespace.into(),
+            labels: labels.iter().map(|l| Box::from(*l)).collect(),
+        };
+        let applied = self.enqueue(op, None, false, true)?;
+        Ok(applied.map_or(0, |a| a.removed))
+    }
+
+    /// Flushes `namespace` in O(1): bumps its generation, durably, so every record written
+    /// before (committed or queued) is dead from the moment this returns, across restarts too.
+    /// Dead records are removed by a background sweep. Returns the new generation.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::KeyTooLong`] for a namespace over its limit; [`L2Error::WriteFailed`] if the
+    /// commit failed (the namespace is not flushed then).
+    pub fn invalidate_namespace(&self, namespace: &str) -> Result<u64> {
+        check_key(namespace, b"")?;
+        let op = Op::BumpGeneration {
+            ns: namespace.into(),
+        };
+        let applied = self.enqueue(op, None, false, true)?;
+        Ok(applied.map_or(0, |a| a.generation))
     }
 
     /// Removes the record of `(namespace, key)`; returns whether there was one (committed or
@@ -534,7 +718,7 @@ impl Store {
             let p = self.inner.pending.lock();
             p.writes
                 .get(&pending_key(namespace, key))
-                .map(|w| w.value.is_some())
+                .map(|w| w.entry.is_some())
         };
         let op = Op::Delete {
             ns: namespace.into(),
@@ -560,7 +744,7 @@ impl Store {
     fn enqueue(
         &self,
         op: Op,
-        pending: Option<Bytes>,
+        pending: Option<Arc<Entry>>,
         async_put: bool,
         wait: bool,
     ) -> Result<Option<Applied>> {
@@ -581,11 +765,14 @@ impl Store {
                 Op::Put { ns, key, .. } | Op::Delete { ns, key } => {
                     Some((pending_key(ns, key), inner.key_hash(ns, key), &**ns, &**key))
                 }
-                Op::DeleteIfCorrupt { .. } | Op::Flush => None,
+                Op::DeleteIfCorrupt { .. }
+                | Op::InvalidateLabels { .. }
+                | Op::BumpGeneration { .. }
+                | Op::Flush => None,
             };
             let (mut wait, mut durable) = (wait, false);
             if async_put && let Some((pk, h, ns, key)) = &keyed {
-                let replaces = p.writes.get(pk).is_some_and(|w| w.value.is_some())
+                let replaces = p.writes.get(pk).is_some_and(|w| w.entry.is_some())
                     || p.unsynced_removals.contains(h)
                     || match inner.has_record(ns, key) {
                         Ok(found) => found,
@@ -604,10 +791,10 @@ impl Store {
                     // newer write of the key is queued (that one stands).
                     p.writes
                         .entry(pending_key(ns, key))
-                        .or_insert(PendingWrite { id, value: None });
+                        .or_insert(PendingWrite { id, entry: None });
                 }
                 (_, Some((pk, ..))) => {
-                    p.writes.insert(pk, PendingWrite { id, value: pending });
+                    p.writes.insert(pk, PendingWrite { id, entry: pending });
                 }
                 (_, None) => {}
             }
@@ -656,6 +843,9 @@ impl Store {
             bytes_saved: load(&c.bytes_saved),
             evictions: load(&c.evictions),
             deletes: load(&c.deletes),
+            label_invalidations: load(&c.label_invalidations),
+            namespace_flushes: load(&c.namespace_flushes),
+            swept: load(&c.swept),
             commits: load(&c.commits),
             durable_commits: load(&c.durable_commits),
             batched_writes: load(&c.batched_writes),
@@ -663,17 +853,21 @@ impl Store {
             lost_writes: load(&c.lost_writes),
             queued_writes: inner.queued.lock().ops as u64,
             live_bytes: load(&inner.live_bytes),
+            footprint_bytes: load(&inner.footprint),
+            footprint_limit: footprint_limit(inner.max_bytes),
+            file_capacity: file_capacity(inner.max_bytes),
             max_bytes: inner.max_bytes,
             file_bytes: std::fs::metadata(&inner.path).map_or(0, |m| m.len()),
         }
     }
 
-    /// Flushes, then recomputes the live-byte count and the order index from the records and
-    /// compares them with the store's bookkeeping: live bytes (in memory and persisted) equal
-    /// the sum of every record's accounted size and are within budget; every record that passes
-    /// verification has a sequence number below the next one and an order entry naming its
-    /// key. (Records that fail verification, e.g. after bit rot, are only counted.) For tests:
-    /// it reads every record; writes queued meanwhile wait.
+    /// Flushes, then recomputes the store's bookkeeping from its tables and compares: live
+    /// bytes and footprint (in memory and persisted) equal the sums over records, chunks and
+    /// label rows, and the footprint is within its limit; every record that passes
+    /// verification has a sequence number below the next one, an order row naming its key,
+    /// all its chunks, and an index row for each of its labels. (Records that fail
+    /// verification, e.g. after bit rot, are only counted.) For tests: it reads every record;
+    /// writes queued meanwhile wait.
     ///
     /// # Errors
     ///
@@ -689,44 +883,126 @@ impl Store {
         let txn: ReadTransaction = inner.db.begin_read()?;
         let records = txn.open_table(RECORDS)?;
         let order = txn.open_table(ORDER)?;
-        let mut live = 0u64;
-        for item in records.iter()? {
-            let (k, v) = item?;
+        let blobs = txn.open_table(BLOBS)?;
+        let labels = txn.open_multimap_table(LABELS)?;
+        let mut totals = Totals::default();
+        for row in records.iter()? {
+            let (k, v) = row?;
             let (ns, key) = k.value();
-            live += accounted_size(ns, key, v.value().len());
-            let Ok((header, _)) = record::verify(ns, key, v.value()) else {
+            let entry = v.value();
+            totals.live += (ns.len() + key.len() + entry.len()) as u64;
+            totals.footprint += entry_footprint(ns.len(), key.len(), entry.len());
+            let Ok(view) = record::verify_entry(ns, key, entry) else {
                 continue;
             };
-            let seq = header.seq;
+            let seq = view.header.seq;
             assert!(
                 seq < w.next_seq,
                 "record seq {seq} not below next_seq {}",
                 w.next_seq
             );
             let names_key = order.get(seq)?.is_some_and(|e| e.value() == (ns, key));
-            assert!(
-                names_key,
-                "order entry {seq} does not name its record's key"
-            );
+            assert!(names_key, "order row {seq} does not name its record's key");
+            let count = view.header.chunk_count();
+            let chunks = blobs.range((seq, 0)..(seq, count))?.count();
+            assert_eq!(chunks, count as usize, "chunks of record {seq}");
+            for label in view.labels() {
+                let indexed = labels
+                    .get((ns, label))?
+                    .any(|k| k.is_ok_and(|k| k.value() == key));
+                assert!(indexed, "label of record {seq} not indexed");
+            }
         }
-        assert_eq!(
-            live, w.live_bytes,
-            "live-byte counter differs from the records"
-        );
+        for row in blobs.iter()? {
+            let (_, chunk) = row?;
+            totals.live += chunk.value().len() as u64;
+            totals.footprint += CHUNK_FOOTPRINT;
+        }
+        for row in labels.iter()? {
+            let (k, keys) = row?;
+            let (ns, label) = k.value();
+            for key in keys {
+                totals.footprint += label_footprint(ns.len(), label.len(), key?.value().len());
+            }
+        }
+        assert_eq!(totals, w.totals, "bookkeeping differs from the tables");
+        let limit = footprint_limit(inner.max_bytes);
         assert!(
-            live <= inner.max_bytes,
-            "live bytes {live} above budget {}",
-            inner.max_bytes
+            totals.footprint <= limit,
+            "footprint {} above its limit {limit}",
+            totals.footprint
         );
         let meta = txn.open_table(META)?;
-        let stored_live = meta.get(META_LIVE_BYTES)?.map(|g| g.value());
-        assert_eq!(
-            stored_live,
-            Some(live),
-            "persisted live-byte counter differs"
-        );
+        let persisted = Totals {
+            live: meta.get(META_LIVE_BYTES)?.map_or(0, |g| g.value()),
+            footprint: meta.get(META_FOOTPRINT)?.map_or(0, |g| g.value()),
+        };
+        assert_eq!(persisted, totals, "persisted bookkeeping differs");
         Ok(())
     }
+}
+
+/// What reading a record found.
+enum Read {
+    Absent,
+    Found(Entry),
+    Corrupt,
+}
+
+/// Reads and verifies the record of `(namespace, key)` in one read transaction: the entry, then
+/// its chunks.
+fn read_entry(db: &Database, namespace: &str, key: &[u8]) -> Result<Read> {
+    let txn = db.begin_read()?;
+    let records = txn.open_table(RECORDS)?;
+    let Some(guard) = records.get((namespace, key))? else {
+        return Ok(Read::Absent);
+    };
+    let Ok(view) = record::verify_entry(namespace, key, guard.value()) else {
+        return Ok(Read::Corrupt);
+    };
+    let count = view.header.chunk_count();
+    let value = if count == 0 {
+        record::assemble(&view, [])
+    } else {
+        let blobs = txn.open_table(BLOBS)?;
+        let chunks = read_chunks(&blobs, &view.header)?;
+        record::assemble(&view, chunks.iter().map(AccessGuard::value))
+    };
+    let Ok(value) = value else {
+        return Ok(Read::Corrupt);
+    };
+    Ok(Read::Found(Entry {
+        value,
+        meta: Bytes::copy_from_slice(view.meta),
+        labels: view
+            .labels()
+            .into_iter()
+            .map(Bytes::copy_from_slice)
+            .collect(),
+        generation: view.header.generation,
+    }))
+}
+
+/// `labels` without repeats, in first-seen order.
+fn distinct<'l>(labels: &[&'l [u8]]) -> Vec<&'l [u8]> {
+    let mut seen = HashSet::with_capacity(labels.len());
+    labels.iter().copied().filter(|l| seen.insert(*l)).collect()
+}
+
+/// Checks metadata and labels against the record format's limits.
+fn check_sections(meta: &[u8], labels: &[&[u8]]) -> Result<()> {
+    let too_long = |what, len, max| Err(KeyTooLong { what, len, max }.into());
+    if meta.len() > record::MAX_META_LEN {
+        return too_long("metadata", meta.len(), record::MAX_META_LEN);
+    }
+    if let Some(l) = labels.iter().find(|l| l.len() > record::MAX_LABEL_LEN) {
+        return too_long("label", l.len(), record::MAX_LABEL_LEN);
+    }
+    let section: usize = labels.iter().map(|l| l.len() + 2).sum();
+    if section > record::MAX_LABELS_LEN {
+        return too_long("labels", section, record::MAX_LABELS_LEN);
+    }
+    Ok(())
 }
 
 impl Drop for Store {
@@ -843,9 +1119,20 @@ fn refuse_foreign(path: &Path, page_cache: usize) -> Result<bool> {
     }
 }
 
-/// Whether the database read by `txn` is a cache-l2 store of the format this build reads:
-/// `Some((live_bytes, next_seq))` if so, `None` if it has no tables at all (a new database).
-fn check_format(txn: &ReadTransaction, path: &Path) -> Result<Option<(u64, u64)>> {
+/// What a store keeps across restarts besides its records.
+struct Persisted {
+    totals: Totals,
+    next_seq: u64,
+    generations: HashMap<String, u64>,
+}
+
+/// The store format of the database read by `txn`: `Some(format)` for a cache-l2 store this
+/// build opens, `None` if it has no tables at all (a new database).
+///
+/// # Errors
+///
+/// [`L2Error::Foreign`] for anything else.
+fn check_format(txn: &ReadTransaction, path: &Path) -> Result<Option<u64>> {
     let foreign = |reason: String| L2Error::Foreign {
         path: path.to_owned(),
         reason,
@@ -859,37 +1146,64 @@ fn check_format(txn: &ReadTransaction, path: &Path) -> Result<Option<(u64, u64)>
         Err(e) => return Err(e.into()),
     };
     match format {
-        None => {
-            return Err(foreign(
-                "it has tables but no cache-l2 format marker".into(),
-            ));
-        }
-        Some(v) if v != STORE_FORMAT => {
-            return Err(foreign(format!(
-                "store format {v}; this build reads format {STORE_FORMAT}"
-            )));
-        }
-        Some(_) => {}
+        None => Err(foreign(
+            "it has tables but no cache-l2 format marker".into(),
+        )),
+        Some(v) if !(OLDEST_STORE_FORMAT..=STORE_FORMAT).contains(&v) => Err(foreign(format!(
+            "store format {v}; this build reads formats {OLDEST_STORE_FORMAT} to {STORE_FORMAT}"
+        ))),
+        Some(v) => Ok(Some(v)),
     }
-    let meta = txn.open_table(META)?;
-    let get = |k| -> Result<u64> { Ok(meta.get(k)?.map_or(0, |g| g.value())) };
-    Ok(Some((get(META_LIVE_BYTES)?, get(META_NEXT_SEQ)?)))
 }
 
-/// Checks the opened database with [`check_format`], writing the format marker and counters
-/// into it if it is new. Returns the persisted `(live_bytes, next_seq)`.
-fn init_or_check(db: &Database, path: &Path) -> Result<(u64, u64)> {
-    if let Some(state) = check_format(&db.begin_read()?, path)? {
-        return Ok(state);
+/// Checks the opened database with [`check_format`]; creates the tables of a new store and
+/// migrates an older format (format 1 lacks the blob, label and generation tables and the
+/// footprint counter, which is computed from its records). Returns what the store persisted.
+fn init_or_check(db: &Database, path: &Path) -> Result<Persisted> {
+    let format = check_format(&db.begin_read()?, path)?;
+    if format != Some(STORE_FORMAT) {
+        let txn = db.begin_write()?;
+        let mut fmt = txn.open_table(FORMAT)?;
+        fmt.insert(FORMAT_KEY, STORE_FORMAT)?;
+        fmt.insert(CHUNK_LEN_KEY, record::CHUNK_LEN as u64)?;
+        drop(fmt);
+        let records = txn.open_table(RECORDS)?;
+        let mut footprint = 0;
+        for row in records.iter()? {
+            let (k, v) = row?;
+            let (ns, key) = k.value();
+            footprint += entry_footprint(ns.len(), key.len(), v.value().len());
+        }
+        drop(records);
+        txn.open_table(ORDER)?;
+        txn.open_table(BLOBS)?;
+        txn.open_table(GENERATIONS)?;
+        txn.open_multimap_table(LABELS)?;
+        let mut meta = txn.open_table(META)?;
+        if format.is_none() {
+            meta.insert(META_LIVE_BYTES, 0)?;
+            meta.insert(META_NEXT_SEQ, 0)?;
+        }
+        meta.insert(META_FOOTPRINT, footprint)?;
+        drop(meta);
+        txn.commit()?;
     }
-    let txn = db.begin_write()?;
-    txn.open_table(FORMAT)?.insert(FORMAT_KEY, STORE_FORMAT)?;
-    txn.open_table(RECORDS)?;
-    txn.open_table(ORDER)?;
-    let mut meta = txn.open_table(META)?;
-    meta.insert(META_LIVE_BYTES, 0)?;
-    meta.insert(META_NEXT_SEQ, 0)?;
-    drop(meta);
-    txn.commit()?;
-    Ok((0, 0))
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let get = |k| -> Result<u64> { Ok(meta.get(k)?.map_or(0, |g| g.value())) };
+    let totals = Totals {
+        live: get(META_LIVE_BYTES)?,
+        footprint: get(META_FOOTPRINT)?,
+    };
+    let next_seq = get(META_NEXT_SEQ)?;
+    let mut generations = HashMap::new();
+    for row in txn.open_table(GENERATIONS)?.iter()? {
+        let (ns, g) = row?;
+        generations.insert(ns.value().to_owned(), g.value());
+    }
+    Ok(Persisted {
+        totals,
+        next_seq,
+        generations,
+    })
 }

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Durability, ReadableTable, WriteTransaction};
 
-use crate::evict::{evict_until, remove_order_entry};
-use crate::record::{self, accounted_size};
-use crate::schema::{META, META_LIVE_BYTES, META_NEXT_SEQ, ORDER, RECORDS};
+use crate::budget::{PAGE, footprint_limit, label_footprint, transient_limit};
+use crate::record;
+use crate::schema::{META, META_FOOTPRINT, META_LIVE_BYTES, META_NEXT_SEQ};
 use crate::store::{Inner, pending_key};
+use crate::tables::{NewRecord, Tables, Totals};
 use crate::{GroupCommitOptions, L2Error, Result};
 
 /// After this many undurable commits in a row, the next commit is durable. Bounds what a crash
@@ -38,29 +39,37 @@ pub(crate) const MAX_UNSYNCED_COMMITS: u32 = 256;
 /// the next batch).
 pub(crate) const MAX_UNSYNCED_AGE: Duration = Duration::from_secs(1);
 
-/// A durable commit follows once undurable ones have written this fraction (1/n) of the
-/// budget, and a batch holds at most that much: freed pages are reused only after a durable
-/// commit, so this bounds the file's growth between them.
-pub(crate) const UNSYNCED_BYTES_DIVISOR: u64 = 16;
-
 /// One write, as queued.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Store `record` (already encoded, with sequence number `seq`) under `(ns, key)`.
+    /// Store `encoded` (sequence number `seq`) under `(ns, key)`, replacing any record.
     Put {
         ns: Box<str>,
         key: Box<[u8]>,
-        record: Vec<u8>,
+        encoded: record::Encoded,
         seq: u64,
+        /// The namespace generation it was written in: applied only if still current.
+        generation: u64,
+        /// Its distinct labels, for the index.
+        labels: Vec<Box<[u8]>>,
         /// The value's length before compression, in bytes.
         value_len: u64,
         /// Bytes compression saved (0 if stored raw).
         saved: u64,
+        /// The footprint it will be charged ([`crate::budget`]).
+        footprint: u64,
     },
     /// Remove `(ns, key)`.
     Delete { ns: Box<str>, key: Box<[u8]> },
     /// Remove `(ns, key)` if its record still fails verification (found corrupt by a get).
     DeleteIfCorrupt { ns: Box<str>, key: Box<[u8]> },
+    /// Remove every record of `ns` that carries one of `labels`.
+    InvalidateLabels {
+        ns: Box<str>,
+        labels: Vec<Box<[u8]>>,
+    },
+    /// Start a new generation of `ns`: every record written before is dead.
+    BumpGeneration { ns: Box<str> },
     /// Make everything before it durable.
     Flush,
 }
@@ -71,7 +80,7 @@ impl Op {
             Self::Put { ns, key, .. }
             | Self::Delete { ns, key }
             | Self::DeleteIfCorrupt { ns, key } => Some((ns, key)),
-            Self::Flush => None,
+            Self::InvalidateLabels { .. } | Self::BumpGeneration { .. } | Self::Flush => None,
         }
     }
 
@@ -82,6 +91,26 @@ impl Op {
             _ => 0,
         }
     }
+
+    /// An upper bound of the file pages the op makes redb allocate before a durable commit
+    /// lets it reuse what it frees: the put's footprint, and a copied leaf page either way.
+    fn transient(&self) -> u64 {
+        match self {
+            Self::Put { footprint, .. } => footprint + PAGE,
+            _ => PAGE,
+        }
+    }
+
+    /// Whether a crash must not undo the op: it is acknowledged only once durable.
+    fn needs_durable(&self) -> bool {
+        matches!(
+            self,
+            Self::Delete { .. }
+                | Self::InvalidateLabels { .. }
+                | Self::BumpGeneration { .. }
+                | Self::Flush
+        )
+    }
 }
 
 /// What applying one request did, as told to its waiter.
@@ -91,6 +120,10 @@ pub(crate) struct Applied {
     pub(crate) found: bool,
     /// Records evicted to make room for this put.
     pub(crate) evicted: u64,
+    /// Records a label invalidation removed.
+    pub(crate) removed: u64,
+    /// The namespace's new generation, after a bump.
+    pub(crate) generation: u64,
     /// The commit was durable.
     pub(crate) durable: bool,
 }
@@ -110,46 +143,72 @@ pub(crate) struct Request {
     pub(crate) reply: Option<Sender<Answer>>,
 }
 
+/// A namespace whose records of older generations are being removed.
+#[derive(Debug, Clone)]
+struct Sweep {
+    ns: String,
+    /// Resume after this key.
+    after: Option<Vec<u8>>,
+}
+
 /// The writer thread's own state; [`Inner::writer`] guards it so `validate` can read it.
 #[derive(Debug)]
 pub(crate) struct WriterState {
-    /// Accounted bytes of live records, as of the last commit.
-    pub(crate) live_bytes: u64,
+    /// Live bytes and footprint, as of the last commit.
+    pub(crate) totals: Totals,
     /// One more than the highest sequence number committed.
     pub(crate) next_seq: u64,
     /// Commits since the last durable one.
     unsynced_commits: u32,
     /// When the first commit after the last durable one happened.
     unsynced_since: Option<Instant>,
-    /// Record bytes written by commits since the last durable one.
+    /// Transient footprint ([`Op::transient`]) of commits since the last durable one.
     unsynced_bytes: u64,
+    /// Namespaces with dead records left to remove.
+    sweeps: Vec<Sweep>,
 }
 
 impl WriterState {
-    pub(crate) fn new(live_bytes: u64, next_seq: u64) -> Self {
+    pub(crate) fn new(totals: Totals, next_seq: u64, sweep: Vec<String>) -> Self {
         Self {
-            live_bytes,
+            totals,
             next_seq,
             unsynced_commits: 0,
             unsynced_since: None,
             unsynced_bytes: 0,
+            sweeps: sweep
+                .into_iter()
+                .map(|ns| Sweep { ns, after: None })
+                .collect(),
         }
     }
 
     /// Whether the next commit must be durable whatever it holds. redb reuses the pages a
     /// commit frees only after a durable commit, so besides bounding what a crash can take back
-    /// (count and age), this bounds how far the file grows between durable commits: to
-    /// [`UNSYNCED_BYTES_DIVISOR`]ths of the budget.
-    fn sync_due(&self, max_bytes: u64) -> bool {
+    /// (count and age), this bounds how far the file grows between durable commits.
+    fn sync_due(&self, transient_limit: u64) -> bool {
         self.unsynced_commits + 1 >= MAX_UNSYNCED_COMMITS
-            || self.unsynced_bytes >= max_bytes / UNSYNCED_BYTES_DIVISOR
+            || self.unsynced_bytes >= transient_limit
             || self
                 .unsynced_since
                 .is_some_and(|t| t.elapsed() >= MAX_UNSYNCED_AGE)
     }
+
+    fn committed(&mut self, durable: bool, transient: u64) {
+        if durable {
+            self.unsynced_commits = 0;
+            self.unsynced_since = None;
+            self.unsynced_bytes = 0;
+        } else {
+            self.unsynced_commits += 1;
+            self.unsynced_since.get_or_insert_with(Instant::now);
+            self.unsynced_bytes += transient;
+        }
+    }
 }
 
-/// The writer thread's loop: gather, apply, commit, answer; until every sender is gone.
+/// The writer thread's loop: gather, apply, commit, answer; sweep dead records while idle;
+/// until every sender is gone.
 pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOptions) {
     let max_delay = Duration::from_millis(options.max_delay_ms);
     // A full queue cannot grow: waiting for more would only keep its writers blocked.
@@ -157,13 +216,27 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
     let max_bytes = options
         .max_bytes
         .as_u64()
-        .min(options.queue_max_bytes.as_u64())
-        .min(inner.max_bytes / UNSYNCED_BYTES_DIVISOR);
-    while let Ok(first) = rx.recv() {
+        .min(options.queue_max_bytes.as_u64());
+    let max_transient = transient_limit(inner.max_bytes);
+    loop {
+        let first = match rx.try_recv() {
+            Ok(r) => r,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                if sweep_step(inner) {
+                    continue;
+                }
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            }
+        };
         let deadline = Instant::now() + max_delay;
         let mut bytes = first.op.value_bytes();
+        let mut transient = first.op.transient();
         let mut batch = vec![first];
-        while batch.len() < max_ops && bytes < max_bytes {
+        while batch.len() < max_ops && bytes < max_bytes && transient < max_transient {
             let next = match rx.try_recv() {
                 Ok(r) => r,
                 Err(TryRecvError::Disconnected) => break,
@@ -178,6 +251,7 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
                 }
             };
             bytes += next.op.value_bytes();
+            transient += next.op.transient();
             batch.push(next);
         }
         commit_batch(inner, batch);
@@ -192,18 +266,15 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
     let bytes = batch.iter().map(|r| r.op.value_bytes()).sum();
     match outcome {
         Ok(done) => {
-            w.live_bytes = done.live;
+            w.totals = done.totals;
             w.next_seq = done.next_seq;
-            if done.durable {
-                w.unsynced_commits = 0;
-                w.unsynced_since = None;
-                w.unsynced_bytes = 0;
-            } else {
-                w.unsynced_commits += 1;
-                w.unsynced_since.get_or_insert_with(Instant::now);
-                w.unsynced_bytes += done.written;
+            w.committed(done.durable, done.transient);
+            for (ns, generation) in done.bumped {
+                w.sweeps.retain(|s| s.ns != ns);
+                inner.set_generation(&ns, generation);
+                w.sweeps.push(Sweep { ns, after: None });
             }
-            inner.live_bytes_mirror(done.live);
+            inner.totals_mirror(done.totals);
             drop(w);
             inner.finish_batch(&batch, done.durable);
             inner.count_commit(done.durable, &done.applied, &batch);
@@ -233,81 +304,94 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
 /// What a successful batch did.
 struct Done {
     applied: Vec<Applied>,
-    live: u64,
+    totals: Totals,
     next_seq: u64,
     durable: bool,
-    /// Record bytes the batch wrote.
-    written: u64,
+    /// Transient footprint the batch added.
+    transient: u64,
+    /// Namespaces whose generation the batch bumped, with the new generation.
+    bumped: Vec<(String, u64)>,
 }
 
 fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> {
-    let mut live = w.live_bytes;
+    let mut totals = w.totals;
     let mut next_seq = w.next_seq;
     let mut removed = Vec::new();
-    let mut written = 0;
+    let mut transient = 0;
+    let mut bumped = Vec::new();
     let mut applied = Vec::with_capacity(batch.len());
-    let mut durable =
-        w.sync_due(inner.max_bytes) || batch.iter().any(|r| r.durable) || inner.any_unsynced(batch);
+    let limit = footprint_limit(inner.max_bytes);
+    let mut durable = w.sync_due(transient_limit(inner.max_bytes))
+        || batch.iter().any(|r| r.durable || r.op.needs_durable())
+        || inner.any_unsynced(batch);
     let txn = inner.db.begin_write()?;
     {
-        let mut records = txn.open_table(RECORDS)?;
-        let mut order = txn.open_table(ORDER)?;
+        let mut t = Tables::open(&txn)?;
         for req in batch {
             let mut a = Applied::default();
+            transient += req.op.transient();
             match &req.op {
                 Op::Put {
                     ns,
                     key,
-                    record,
+                    encoded,
                     seq,
+                    generation,
+                    labels,
+                    footprint,
                     ..
                 } => {
                     let (ns, key) = (&**ns, &**key);
-                    let size = accounted_size(ns, key, record.len());
-                    if let Some((header, len)) = records
-                        .remove((ns, key))?
-                        .map(|r| (record::peek_header(r.value()).ok(), r.value().len()))
-                    {
-                        if let Some(h) = header {
-                            remove_order_entry(&mut order, h.seq, ns, key)?;
-                        }
-                        live = live.saturating_sub(accounted_size(ns, key, len));
+                    next_seq = next_seq.max(seq + 1);
+                    if *generation < t.generation(ns)? {
+                        // Its namespace was flushed after it was written: it is dead already.
+                        applied.push(a);
+                        continue;
+                    }
+                    if t.remove(ns, key, &mut totals, |_| true)? {
                         a.found = true;
                         // An overwrite must be durable: a crash must not bring the old value back.
                         durable = true;
                     }
-                    a.evicted = evict_until(
-                        &mut records,
-                        &mut order,
-                        &mut live,
-                        size,
-                        inner.max_bytes,
-                        |ns, k| removed.push(inner.key_hash(ns, k)),
-                    )?;
-                    records.insert((ns, key), record.as_slice())?;
-                    written += size;
-                    order.insert(*seq, (ns, key))?;
-                    live += size;
-                    next_seq = next_seq.max(seq + 1);
+                    a.evicted = t.evict_until(&mut totals, *footprint, limit, |ns, k| {
+                        removed.push(inner.key_hash(ns, k));
+                    })?;
+                    transient += a.evicted * PAGE;
+                    let rec = NewRecord {
+                        ns,
+                        key,
+                        seq: *seq,
+                        encoded,
+                        labels,
+                    };
+                    t.insert(&rec, &mut totals)?;
                 }
                 Op::Delete { ns, key } => {
-                    a.found = remove(&mut records, &mut order, &mut live, ns, key, |_| true)?;
-                    durable = true;
+                    a.found = t.remove(ns, key, &mut totals, |_| true)?;
                 }
                 Op::DeleteIfCorrupt { ns, key } => {
-                    a.found = remove(&mut records, &mut order, &mut live, ns, key, |rec| {
-                        record::verify(ns, key, rec).is_err()
-                    })?;
+                    a.found = t.is_corrupt(ns, key)? && t.remove(ns, key, &mut totals, |_| true)?;
                     if a.found {
                         removed.push(inner.key_hash(ns, key));
                     }
                 }
-                Op::Flush => durable = true,
+                Op::InvalidateLabels { ns, labels } => {
+                    a.removed = invalidate_labels(&mut t, ns, labels, &mut totals)?;
+                }
+                Op::BumpGeneration { ns } => {
+                    let g = t.generation(ns)? + 1;
+                    t.generations.insert(&**ns, g)?;
+                    a.generation = g;
+                    bumped.push((ns.to_string(), g));
+                }
+                Op::Flush => {}
             }
             applied.push(a);
         }
+        drop(t);
         let mut meta = txn.open_table(META)?;
-        meta.insert(META_LIVE_BYTES, live)?;
+        meta.insert(META_LIVE_BYTES, totals.live)?;
+        meta.insert(META_FOOTPRINT, totals.footprint)?;
         meta.insert(META_NEXT_SEQ, next_seq)?;
     }
     if !removed.is_empty() {
@@ -328,39 +412,131 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
     }
     Ok(Done {
         applied,
-        live,
+        totals,
         next_seq,
         durable,
-        written,
+        transient,
+        bumped,
     })
 }
 
-type Records<'t> = redb::Table<'t, (&'static str, &'static [u8]), &'static [u8]>;
-type Order<'t> = redb::Table<'t, u64, (&'static str, &'static [u8])>;
-
-/// Removes the record of `(ns, key)` if `pred` holds for its bytes, with its order entry;
-/// returns whether it did.
-fn remove(
-    records: &mut Records<'_>,
-    order: &mut Order<'_>,
-    live: &mut u64,
+/// Removes every record of `ns` carrying one of `labels`, with the labels' index rows; returns
+/// how many records it removed.
+fn invalidate_labels(
+    t: &mut Tables<'_>,
     ns: &str,
-    key: &[u8],
-    pred: impl FnOnce(&[u8]) -> bool,
-) -> Result<bool> {
-    let target = records
-        .get((ns, key))?
-        .filter(|r| pred(r.value()))
-        .map(|r| (record::peek_header(r.value()).ok(), r.value().len()));
-    let Some((header, len)) = target else {
-        return Ok(false);
-    };
-    records.remove((ns, key))?;
-    if let Some(h) = header {
-        remove_order_entry(order, h.seq, ns, key)?;
+    labels: &[Box<[u8]>],
+    totals: &mut Totals,
+) -> Result<u64> {
+    let mut count = 0;
+    for label in labels {
+        let keys: Vec<Vec<u8>> = t
+            .labels
+            .remove_all((ns, &**label))?
+            .map(|k| k.map(|k| k.value().to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
+        for key in keys {
+            totals.footprint =
+                totals
+                    .footprint
+                    .saturating_sub(label_footprint(ns.len(), label.len(), key.len()));
+            // A row whose record no longer carries the label is stale (the record was
+            // rewritten without it after its entry rotted): the record stays. An entry that
+            // cannot be verified goes.
+            let carries = |e: &[u8]| {
+                record::verify_entry(ns, &key, e).map_or(true, |v| v.labels().contains(&&**label))
+            };
+            if t.remove(ns, &key, totals, carries)? {
+                count += 1;
+            }
+        }
     }
-    *live = live.saturating_sub(accounted_size(ns, key, len));
-    Ok(true)
+    Ok(count)
+}
+
+/// Records of an older generation removed per sweep commit.
+const SWEEP_BATCH: usize = 256;
+
+/// Removes up to [`SWEEP_BATCH`] dead records (older generation, or unreadable) of the first
+/// namespace being swept, in one undurable commit: a crash can bring them back, dead as
+/// before. Returns whether there is more to do.
+fn sweep_step(inner: &Inner) -> bool {
+    let mut w = inner.writer.lock();
+    let Some(sweep) = w.sweeps.first().cloned() else {
+        return false;
+    };
+    match sweep_once(inner, &w, &sweep) {
+        Ok((totals, next, removed)) => {
+            w.totals = totals;
+            w.committed(false, removed * PAGE);
+            inner.totals_mirror(totals);
+            inner.count_swept(removed);
+            match next {
+                Some(after) => w.sweeps[0].after = Some(after),
+                None => {
+                    w.sweeps.remove(0);
+                }
+            }
+        }
+        // Left for the next open; the failure itself shows in the next write's error.
+        Err(_) => {
+            w.sweeps.remove(0);
+        }
+    }
+    !w.sweeps.is_empty()
+}
+
+/// One sweep commit: `(totals after, key to resume after or None if done, records removed)`.
+fn sweep_once(
+    inner: &Inner,
+    w: &WriterState,
+    sweep: &Sweep,
+) -> Result<(Totals, Option<Vec<u8>>, u64)> {
+    let mut totals = w.totals;
+    let txn = inner.db.begin_write()?;
+    let (dead, next) = {
+        let t = Tables::open(&txn)?;
+        let current = t.generation(&sweep.ns)?;
+        let ns = sweep.ns.as_str();
+        let start = sweep.after.as_deref().unwrap_or(&[]);
+        let mut dead = Vec::new();
+        let mut resume = None;
+        let mut scanned = 0;
+        for row in t.records.range((ns, start)..)? {
+            let (k, v) = row?;
+            let (row_ns, key) = k.value();
+            if row_ns != ns {
+                break;
+            }
+            if sweep.after.as_deref() == Some(key) {
+                continue;
+            }
+            let alive = record::peek_header(v.value()).is_ok_and(|h| h.generation >= current);
+            if !alive {
+                dead.push(key.to_vec());
+            }
+            scanned += 1;
+            if dead.len() >= SWEEP_BATCH || scanned >= 16 * SWEEP_BATCH {
+                resume = Some(key.to_vec());
+                break;
+            }
+        }
+        (dead, resume)
+    };
+    let mut removed = 0;
+    {
+        let mut t = Tables::open(&txn)?;
+        for key in &dead {
+            let gone = t.remove(&sweep.ns, key, &mut totals, |_| true)?;
+            removed += u64::from(gone);
+        }
+        drop(t);
+        let mut meta = txn.open_table(META)?;
+        meta.insert(META_LIVE_BYTES, totals.live)?;
+        meta.insert(META_FOOTPRINT, totals.footprint)?;
+    }
+    commit(txn, false)?;
+    Ok((totals, next, removed))
 }
 
 /// Commits `txn`, durably (`fsync` before returning) or not (a crash may take it back).

@@ -24,8 +24,9 @@ fn pattern() -> Vec<u8> {
         .collect()
 }
 
+/// The value is 4096 bytes: a 4064-byte chunk in the blobs table and a 32-byte inline tail.
 #[test]
-fn a_flipped_payload_byte_on_disk_is_a_counted_miss() {
+fn a_flipped_chunk_byte_on_disk_is_a_counted_miss() {
     let dir = tempfile::tempdir().unwrap();
     let value = pattern();
     {
@@ -37,15 +38,16 @@ fn a_flipped_payload_byte_on_disk_is_a_counted_miss() {
     let mut file = std::fs::read(&path).unwrap();
     let mut flipped = 0;
     let mut at = 0;
-    while let Some(pos) = file[at..].windows(value.len()).position(|w| w == value) {
+    let head = &value[..2048];
+    while let Some(pos) = file[at..].windows(head.len()).position(|w| w == head) {
         let hit = at + pos;
         file[hit + 1000] ^= 0x01;
         flipped += 1;
-        at = hit + value.len();
+        at = hit + head.len();
     }
     assert!(
         flipped >= 1,
-        "the payload is stored verbatim somewhere in the file"
+        "the chunk is stored verbatim somewhere in the file"
     );
     std::fs::write(&path, &file).unwrap();
 
@@ -161,6 +163,59 @@ fn a_symlinked_store_path_is_refused_and_its_target_untouched() {
     let err = Store::open(&options(&dir)).unwrap_err();
     assert!(matches!(err, L2Error::Symlink { .. }), "{err}");
     assert!(!dangling.exists());
+}
+
+/// A flipped byte in any part of a record's entry: each header field, a checksum, the labels,
+/// the metadata, the inline payload. Each is a counted miss, and the bookkeeping survives the
+/// record's deletion.
+#[test]
+fn a_flipped_byte_in_each_part_of_an_entry_is_a_counted_miss() {
+    // Entry layout (docs/l2-format.md): header 0..120, labels 120..131 (two labels: "t:a",
+    // "d:bcd"), metadata 131..135 ("meta"), inline payload 135..145 (10 bytes).
+    let parts: [(&str, usize); 16] = [
+        ("version", 0),
+        ("flags", 1),
+        ("header length", 2),
+        ("chunk length", 4),
+        ("sequence number", 8),
+        ("original length", 16),
+        ("stored length", 24),
+        ("generation", 32),
+        ("labels length", 40),
+        ("metadata length", 44),
+        ("inline length", 48),
+        ("payload checksum", 60),
+        ("entry checksum", 100),
+        ("labels", 125),
+        ("metadata", 132),
+        ("inline payload", 140),
+    ];
+    for (part, at) in parts {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(&options(&dir)).unwrap();
+            store
+                .put_with("ns", b"victim", b"0123456789", b"meta", &[b"t:a", b"d:bcd"])
+                .unwrap();
+            store.put("ns", b"bystander", b"still fine").unwrap();
+        }
+        patch_record(&dir, b"victim", at, |b| b ^ 0x10);
+        let store = Store::open(&options(&dir)).unwrap();
+        assert_eq!(store.get("ns", b"victim").unwrap(), None, "{part}");
+        assert_eq!(store.stats().corrupt_records, 1, "{part}");
+        assert_eq!(
+            store.get("ns", b"bystander").unwrap().as_deref(),
+            Some(&b"still fine"[..]),
+            "{part}"
+        );
+        store.validate().unwrap();
+        // The record is gone, labels and all: invalidating its labels finds nothing.
+        assert_eq!(
+            store.invalidate_labels("ns", &[b"t:a"]).unwrap(),
+            0,
+            "{part}"
+        );
+    }
 }
 
 /// Rewrites byte `at` of the raw record of `("ns", key)` with `f`, behind the store's back.

@@ -113,19 +113,35 @@ fn bad_options_are_named() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put(u8, u16),
+    /// Put key `k` (namespace by parity), `n` bytes, labels from the bits of `l`.
+    Put(u8, u16, u8),
     Get(u8),
     Delete(u8),
+    InvalidateLabel(u8, u8),
+    FlushNamespace(u8),
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => (0u8..16, 1u16..6000).prop_map(|(k, n)| Op::Put(k, n)),
+        5 => (0u8..16, 1u16..12000, 0u8..8).prop_map(|(k, n, l)| Op::Put(k, n, l)),
         5 => (0u8..16).prop_map(Op::Get),
         1 => (0u8..16).prop_map(Op::Delete),
+        1 => (0u8..2, 0u8..3).prop_map(|(ns, l)| Op::InvalidateLabel(ns, l)),
+        1 => (0u8..2).prop_map(Op::FlushNamespace),
         1 => Just(Op::Reopen),
     ]
+}
+
+fn namespace(k: u8) -> &'static str {
+    ["even", "odd"][usize::from(k % 2)]
+}
+
+fn labels(l: u8) -> Vec<Vec<u8>> {
+    (0..3u8)
+        .filter(|b| l & (1 << b) != 0)
+        .map(|b| vec![b'L', b])
+        .collect()
 }
 
 fn value(k: u8, n: u16) -> Vec<u8> {
@@ -145,29 +161,62 @@ fn value(k: u8, n: u16) -> Vec<u8> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
+    /// Against a model of the last write per key (value and labels): a get returns that value
+    /// with its metadata and labels, or nothing (evicted); deletes, label invalidations and
+    /// namespace flushes remove exactly what they name, across reopens; the bookkeeping
+    /// validates after every step.
     #[test]
     fn store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = options(&dir);
         opts.max_bytes = bytesize::ByteSize::kib(64);
         let mut store = Store::open(&opts).unwrap();
-        // Last value written per key; a get returns it or (after eviction) nothing.
-        let mut model: HashMap<u8, Vec<u8>> = HashMap::new();
+        let mut model: HashMap<u8, (Vec<u8>, Vec<Vec<u8>>)> = HashMap::new();
         for op in ops {
             match op {
-                Op::Put(k, n) => {
-                    store.put("ns", &[k], &value(k, n)).unwrap();
-                    model.insert(k, value(k, n));
+                Op::Put(k, n, l) => {
+                    let ls = labels(l);
+                    let refs: Vec<&[u8]> = ls.iter().map(Vec::as_slice).collect();
+                    store.put_with(namespace(k), &[k], &value(k, n), &[k, 0xEE], &refs).unwrap();
+                    model.insert(k, (value(k, n), ls));
                 }
                 Op::Get(k) => {
-                    if let Some(got) = store.get("ns", &[k]).unwrap() {
-                        prop_assert_eq!(Some(&got[..]), model.get(&k).map(Vec::as_slice));
+                    if let Some(got) = store.get_entry(namespace(k), &[k]).unwrap() {
+                        let want = model.get(&k);
+                        prop_assert!(want.is_some(), "key {} came back", k);
+                        let (v, ls) = want.unwrap();
+                        prop_assert_eq!(&got.value[..], &v[..]);
+                        prop_assert_eq!(&got.meta[..], &[k, 0xEE][..]);
+                        let got_labels: Vec<Vec<u8>> =
+                            got.labels.iter().map(|l| l.to_vec()).collect();
+                        prop_assert_eq!(&got_labels, ls);
                     }
                 }
                 Op::Delete(k) => {
-                    store.delete("ns", &[k]).unwrap();
+                    store.delete(namespace(k), &[k]).unwrap();
                     model.remove(&k);
-                    prop_assert_eq!(store.get("ns", &[k]).unwrap(), None);
+                    prop_assert_eq!(store.get(namespace(k), &[k]).unwrap(), None);
+                }
+                Op::InvalidateLabel(ns, l) => {
+                    let label = [b'L', l];
+                    let removed = store.invalidate_labels(namespace(ns), &[&label]).unwrap();
+                    let named: Vec<u8> = model
+                        .iter()
+                        .filter(|(k, (_, ls))| *k % 2 == ns && ls.iter().any(|x| x[..] == label))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    prop_assert!(removed <= named.len() as u64);
+                    for k in named {
+                        model.remove(&k);
+                        prop_assert_eq!(store.get(namespace(k), &[k]).unwrap(), None);
+                    }
+                }
+                Op::FlushNamespace(ns) => {
+                    store.invalidate_namespace(namespace(ns)).unwrap();
+                    model.retain(|k, _| k % 2 != ns);
+                    for k in (ns..16).step_by(2) {
+                        prop_assert_eq!(store.get(namespace(k), &[k]).unwrap(), None);
+                    }
                 }
                 Op::Reopen => {
                     drop(store);
@@ -175,7 +224,9 @@ proptest! {
                 }
             }
             store.validate().unwrap();
-            prop_assert!(store.stats().live_bytes <= 64 << 10);
+            let s = store.stats();
+            prop_assert!(s.footprint_bytes <= s.footprint_limit);
+            prop_assert!(s.live_bytes <= 64 << 10);
         }
     }
 }
