@@ -1,6 +1,6 @@
 //! Guards L2's crash semantics: after a crash, a get of a key returns a value acknowledged for
-//! that key with no later acknowledged overwrite or delete, or a miss; never a replaced or
-//! deleted value, never another key's bytes.
+//! that key with no later acknowledged overwrite, delete or invalidation of one of its labels,
+//! or a miss; never a replaced, deleted or invalidated value, never another key's bytes.
 //!
 //! Every test here runs its writer in a child process: this test binary re-executed with
 //! `--ignored --exact <child test>`.
@@ -9,8 +9,9 @@
 //!   undo (a write of a key an undurable commit evicted; a put of a key that an earlier put of
 //!   the same batch evicted), ended by exiting without running destructors (no flush, no
 //!   close), which redb sees exactly as `kill -9` at that point.
-//! - **Kill cycles** (child `killed_child`): four threads put, overwrite and delete random keys
-//!   (disjoint key sets, so each key's operations are ordered) until the parent kills the child
+//! - **Kill cycles** (child `killed_child`): four threads put (each put labelled with one of its
+//!   thread's two labels), overwrite, delete random keys and invalidate labels (disjoint key and
+//!   label sets, so each key's operations are ordered) until the parent kills the child
 //!   with SIGKILL at a random moment. The parent then reopens the store, runs `validate()` and
 //!   checks every key against the child's logs. One store lives through all the cycles of a run
 //!   (each child opens the file its predecessor was killed on), with a budget of 64–128 KiB for
@@ -20,16 +21,19 @@
 //!   Every eighth crash is left unchecked, and the next child is killed 0–60 ms after it starts,
 //!   without waiting for it to be ready: that kill may land while it recovers the crashed file.
 //!
-//! The oracle (`crash_recovery/oracle.rs`). Before calling the store a child thread logs `begin put|del <key> <version>`;
-//! after the call returns, `ack <key> <version>`. Each line is one `write` to the thread's own log
+//! The oracle (`crash_recovery/oracle.rs`). Before calling the store a child thread logs
+//! `begin put <key> <version> <label>`, `begin del <key> <version>` or
+//! `begin inv <label> <version>`; after the call returns, `ack <key or label> <version>`. Each
+//! line is one `write` to the thread's own log
 //! file, opened for appending; no fsync is needed, since SIGKILL ends the process, not the
 //! kernel, which keeps what was written. The kill can land between a call's return and its `ack`
 //! line, so an operation that began and has no ack is *in flight*: it may or may not have
 //! happened. After the crash a get of a key may return the version of the key's last acknowledged
-//! put if no delete was acknowledged after it, or the version of a put in flight, or a miss
-//! (eviction; a fresh insert that only a non-durable commit held; a delete). Values name their key
-//! and version and are checked byte for byte. Anything else is a violation: an older acknowledged
-//! version, a deleted value come back, another key's bytes.
+//! put if no delete of the key or invalidation of the put's label was acknowledged after it, or
+//! the version of a put in flight, or a miss (eviction; a fresh insert that only a non-durable
+//! commit held; a delete or invalidation). Values name their key and version and are checked
+//! byte for byte. Anything else is a violation: an older acknowledged version, a deleted or
+//! invalidated value come back, another key's bytes.
 //!
 //! `kill_cycles_never_return_replaced_or_deleted_values` runs in `cargo test` (48 cycles, a fixed
 //! seed; `CACHE_L2_CRASH_SEED` overrides it). The long variant runs by hand, 500 cycles by
@@ -528,24 +532,33 @@ fn killed_child() {
     });
 }
 
-/// What a child thread does next to one of its keys.
+/// What a child thread does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    /// A fresh insert or an overwrite, whichever the key's state makes it.
+    /// A fresh insert or an overwrite of a key, whichever the key's state makes it, with one of
+    /// the thread's labels.
     Put,
+    /// A delete of a key.
     Delete,
+    /// An invalidation of one of the thread's labels: every key whose record carries it.
+    InvalidateLabel,
+}
+
+/// Labels per thread; label `l` of thread `t` is number `t * LABELS_PER_THREAD + l`.
+const LABELS_PER_THREAD: u16 = 2;
+
+/// The bytes of label number `label`.
+fn label_bytes(label: u16) -> Vec<u8> {
+    format!("label-{label}").into_bytes()
 }
 
 /// The next operation on a key whose last operation (by this thread, this cycle) was a put
-/// (`put_last`).
-///
-/// TODO(labels): label invalidation is not implemented in `Store` yet. When it is, give each put
-/// a label from a small per-thread set (per thread, so each label's operations stay ordered in
-/// one log), add `Op::InvalidateLabel` here with a share of about one in twenty, log it as
-/// `begin inv <label> <version>` / `ack <label> <version>`, and extend `Oracle::replay` (see its
-/// TODO): an acknowledged invalidation empties the allowed versions of every key whose last
-/// put carried the label.
+/// (`put_last`); about one in twenty is a label invalidation instead (none in
+/// [`Shape::Toggle`], whose keys alternate put and delete).
 fn pick_op(rng: &mut Rng, shape: Shape, put_last: bool) -> Op {
+    if shape != Shape::Toggle && rng.below(20) == 0 {
+        return Op::InvalidateLabel;
+    }
     let delete = match shape {
         Shape::Churn => rng.below(6) == 0,
         Shape::Overwrite => rng.below(20) == 0,
@@ -597,23 +610,41 @@ fn write_until_killed(
         let index = usize::try_from(index).unwrap();
         let key = first_key + u16::try_from(index).unwrap();
         let op = pick_op(&mut rng, shape, put_last[index]);
-        put_last[index] = op == Op::Put;
-        let name = if op == Op::Put { "put" } else { "del" };
-        log_line(&mut log, &format!("begin {name} {key} {version}\n"));
-        match op {
+        let label = thread * LABELS_PER_THREAD
+            + u16::try_from(rng.below(u64::from(LABELS_PER_THREAD))).unwrap();
+        let target = match op {
             Op::Put => {
+                put_last[index] = true;
+                log_line(&mut log, &format!("begin put {key} {version} {label}\n"));
                 let len = 2048 + usize::try_from(rng.below(8 * 1024)).unwrap();
                 store
-                    .put(NS, &key_bytes(key), &value(key, version, len))
+                    .put_with(
+                        NS,
+                        &key_bytes(key),
+                        &value(key, version, len),
+                        b"",
+                        &[&label_bytes(label)],
+                    )
                     .unwrap_or_else(|e| panic!("put {key} {version}: {e}"));
+                key
             }
             Op::Delete => {
+                put_last[index] = false;
+                log_line(&mut log, &format!("begin del {key} {version}\n"));
                 store
                     .delete(NS, &key_bytes(key))
                     .unwrap_or_else(|e| panic!("delete {key} {version}: {e}"));
+                key
             }
-        }
-        log_line(&mut log, &format!("ack {key} {version}\n"));
+            Op::InvalidateLabel => {
+                log_line(&mut log, &format!("begin inv {label} {version}\n"));
+                store
+                    .invalidate_labels(NS, &[&label_bytes(label)])
+                    .unwrap_or_else(|e| panic!("invalidate label {label} {version}: {e}"));
+                label
+            }
+        };
+        log_line(&mut log, &format!("ack {target} {version}\n"));
         if n == 1 {
             ready.wait();
         }

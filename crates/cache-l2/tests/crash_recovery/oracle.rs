@@ -1,7 +1,7 @@
 //! The oracle of the kill cycles: from the child threads' logs, what each key may hold after the
 //! crash, and the check of a reopened store against it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
 use cache_l2::Store;
@@ -13,6 +13,9 @@ use super::{Evidence, KEYS, NS, Op, THREADS, decode, key_bytes, log_path, show};
 pub(crate) struct Tally {
     acked_puts: u64,
     acked_deletes: u64,
+    acked_invalidations: u64,
+    /// Allowed versions that acknowledged label invalidations ruled out.
+    invalidated: u64,
     in_flight: u64,
     checks: u32,
     /// Keys found holding their last acknowledged version.
@@ -26,10 +29,13 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "acknowledged {} puts and {} deletes, {} in flight at the kills; {} checks of {KEYS} \
-             keys found {} last-acknowledged values, {} in-flight puts landed, {} misses",
+            "acknowledged {} puts, {} deletes and {} label invalidations (ruling out {} \
+             versions), {} in flight at the kills; {} checks of {KEYS} keys found {} \
+             last-acknowledged values, {} in-flight puts landed, {} misses",
             self.acked_puts,
             self.acked_deletes,
+            self.acked_invalidations,
+            self.invalidated,
             self.in_flight,
             self.checks,
             self.last_acked,
@@ -47,9 +53,10 @@ pub(crate) struct Oracle {
 
 #[derive(Debug, Default)]
 struct Allowed {
-    /// The last acknowledged put's version (unless a delete was acknowledged after it), and
-    /// versions of puts in flight at a kill since.
-    versions: BTreeSet<u64>,
+    /// The last acknowledged put's version (unless a delete of the key or an invalidation of
+    /// its label was acknowledged after it), and versions of puts in flight at a kill since;
+    /// each with the put's label.
+    versions: BTreeMap<u64, u16>,
     /// Versions of puts in flight at a kill (a subset of `versions`), for the tally.
     in_flight: BTreeSet<u64>,
     /// The key's latest log lines, for failure messages.
@@ -68,58 +75,81 @@ impl Allowed {
 impl Oracle {
     /// Applies the logs of cycle `cycle`. A line without its newline was cut by the kill: a cut
     /// `begin` means the store was not called yet, a cut `ack` leaves its operation in flight.
+    /// A label invalidation in flight at the kill needs nothing: it acts as a delete in flight
+    /// of every key carrying the label, and a miss is always allowed.
     pub(crate) fn replay(&mut self, dir: &Path, cycle: u32, tally: &mut Tally) {
         for thread in 0..THREADS {
             let path = log_path(dir, cycle, thread);
             // Missing if the child was killed before its threads started.
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let mut in_flight: Option<(Op, u16, u64)> = None;
+            let mut in_flight: Option<Begin> = None;
             for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
                 let line = line.trim_end();
                 let parsed = parse_log_line(line);
                 let bad = || format!("{}: line {line:?} breaks the log's order", path.display());
-                let key = match parsed {
-                    Some(LogLine::Begin(op, key, version)) if in_flight.is_none() => {
-                        in_flight = Some((op, key, version));
-                        key
-                    }
-                    Some(LogLine::Ack(key, version)) => {
-                        let (op, k, v) = in_flight.take().unwrap_or_else(|| panic!("{}", bad()));
-                        assert_eq!((k, v), (key, version), "{}", bad());
-                        let allowed = self.keys.entry(key).or_default();
-                        allowed.versions.clear();
-                        allowed.in_flight.clear();
-                        if op == Op::Put {
-                            allowed.versions.insert(version);
-                            tally.acked_puts += 1;
-                        } else {
-                            tally.acked_deletes += 1;
+                match parsed {
+                    Some(LogLine::Begin(b)) if in_flight.is_none() => {
+                        in_flight = Some(b);
+                        if b.op != Op::InvalidateLabel {
+                            let shown = match b.op {
+                                Op::Put => {
+                                    format!("begin put {} label {}", show(b.version), b.label)
+                                }
+                                _ => format!("begin delete {}", show(b.version)),
+                            };
+                            self.keys.entry(b.target).or_default().note(shown);
                         }
-                        key
+                    }
+                    Some(LogLine::Ack(target, version)) => {
+                        let b = in_flight.take().unwrap_or_else(|| panic!("{}", bad()));
+                        assert_eq!((b.target, b.version), (target, version), "{}", bad());
+                        self.acknowledge(b, tally);
                     }
                     _ => panic!("{}", bad()),
-                };
-                let shown = match parsed {
-                    Some(LogLine::Begin(Op::Put, _, v)) => format!("begin put {}", show(v)),
-                    Some(LogLine::Begin(Op::Delete, _, v)) => format!("begin delete {}", show(v)),
-                    Some(LogLine::Ack(_, v)) => format!("ack {}", show(v)),
-                    None => unreachable!("a malformed line panicked above"),
-                };
-                self.keys.entry(key).or_default().note(shown);
+                }
             }
-            // TODO(labels): when `Store` gains label invalidation, a label invalidation in
-            // flight here acts as a delete in flight of every key carrying the label (nothing
-            // to add: a miss is always allowed), and an acknowledged one clears `versions` of
-            // every such key, as an acknowledged delete does above. See `pick_op`.
-            if let Some((op, key, version)) = in_flight {
+            if let Some(b) = in_flight {
                 tally.in_flight += 1;
-                if op == Op::Put {
-                    let allowed = self.keys.entry(key).or_default();
-                    allowed.versions.insert(version);
-                    allowed.in_flight.insert(version);
+                if b.op == Op::Put {
+                    let allowed = self.keys.entry(b.target).or_default();
+                    allowed.versions.insert(b.version, b.label);
+                    allowed.in_flight.insert(b.version);
                 }
             }
         }
+    }
+
+    fn acknowledge(&mut self, b: Begin, tally: &mut Tally) {
+        if b.op == Op::InvalidateLabel {
+            tally.acked_invalidations += 1;
+            for allowed in self.keys.values_mut() {
+                let before = allowed.versions.len();
+                allowed.versions.retain(|_, label| *label != b.target);
+                let ruled_out = before - allowed.versions.len();
+                if ruled_out > 0 {
+                    tally.invalidated += ruled_out as u64;
+                    allowed
+                        .in_flight
+                        .retain(|v| allowed.versions.contains_key(v));
+                    allowed.note(format!(
+                        "ack invalidate label {} {}",
+                        b.target,
+                        show(b.version)
+                    ));
+                }
+            }
+            return;
+        }
+        let allowed = self.keys.entry(b.target).or_default();
+        allowed.versions.clear();
+        allowed.in_flight.clear();
+        if b.op == Op::Put {
+            allowed.versions.insert(b.version, b.label);
+            tally.acked_puts += 1;
+        } else {
+            tally.acked_deletes += 1;
+        }
+        allowed.note(format!("ack {}", show(b.version)));
     }
 
     /// Checks every key of the reopened `store`; what it holds is then the state the next cycle
@@ -136,24 +166,25 @@ impl Oracle {
                 continue;
             };
             let found = match decode(&got) {
-                Some((k, v)) if k == key && allowed.versions.contains(&v) => {
+                Some((k, v)) if k == key && allowed.versions.contains_key(&v) => {
                     if allowed.in_flight.contains(&v) {
                         tally.in_flight_landed += 1;
                     } else {
                         tally.last_acked += 1;
                     }
-                    allowed.versions = BTreeSet::from([v]);
+                    allowed.versions.retain(|&x, _| x == v);
                     allowed.in_flight.clear();
                     continue;
                 }
                 Some((k, v)) if k == key => format!(
-                    "version {}, neither the last acknowledged nor in flight (replaced or deleted)",
+                    "version {}, neither the last acknowledged nor in flight (replaced, deleted \
+                     or invalidated)",
                     show(v)
                 ),
                 Some((k, v)) => format!("key {k}'s value of version {} (another key's)", show(v)),
                 None => format!("{} bytes this test never wrote", got.len()),
             };
-            let versions: Vec<String> = allowed.versions.iter().map(|&v| show(v)).collect();
+            let versions: Vec<String> = allowed.versions.keys().map(|&v| show(v)).collect();
             panic!(
                 "seed {}, cycle {}, key {key}: found {found}; allowed: a miss or version(s) \
                  {versions:?} (versions read cycle.operation); the key's last log lines: {:#?}; \
@@ -177,27 +208,42 @@ impl Oracle {
     }
 }
 
+/// An operation a child thread began: on key `target` (put, delete) or label `target`
+/// (invalidation).
+#[derive(Debug, Clone, Copy)]
+struct Begin {
+    op: Op,
+    target: u16,
+    version: u64,
+    /// A put's label.
+    label: u16,
+}
+
 /// A whole line of a child thread's log.
 #[derive(Debug, Clone, Copy)]
 enum LogLine {
-    /// `begin put|del <key> <version>`: the thread is about to call the store.
-    Begin(Op, u16, u64),
-    /// `ack <key> <version>`: the call returned.
+    /// `begin put <key> <version> <label>`, `begin del <key> <version>` or
+    /// `begin inv <label> <version>`: the thread is about to call the store.
+    Begin(Begin),
+    /// `ack <key or label> <version>`: the call returned.
     Ack(u16, u64),
 }
 
 fn parse_log_line(line: &str) -> Option<LogLine> {
     let fields: Vec<&str> = line.split(' ').collect();
+    let begin = |op, target: &str, version: &str, label: &str| {
+        Some(LogLine::Begin(Begin {
+            op,
+            target: target.parse().ok()?,
+            version: version.parse().ok()?,
+            label: label.parse().ok()?,
+        }))
+    };
     match fields[..] {
-        ["begin", op, key, version] => {
-            let op = match op {
-                "put" => Op::Put,
-                "del" => Op::Delete,
-                _ => return None,
-            };
-            Some(LogLine::Begin(op, key.parse().ok()?, version.parse().ok()?))
-        }
-        ["ack", key, version] => Some(LogLine::Ack(key.parse().ok()?, version.parse().ok()?)),
+        ["begin", "put", key, version, label] => begin(Op::Put, key, version, label),
+        ["begin", "del", key, version] => begin(Op::Delete, key, version, "0"),
+        ["begin", "inv", label, version] => begin(Op::InvalidateLabel, label, version, "0"),
+        ["ack", target, version] => Some(LogLine::Ack(target.parse().ok()?, version.parse().ok()?)),
         _ => None,
     }
 }
