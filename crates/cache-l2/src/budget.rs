@@ -10,9 +10,9 @@
 //! 1. picks the largest size redb's growth steps reach within `max_bytes` plus 1/16
 //!    ([`file_capacity`]);
 //! 2. charges every record an estimate of the pages it occupies, its **footprint**
-//!    ([`entry_footprint`], [`CHUNK_FOOTPRINT`], [`label_footprint`]); the estimates are
+//!    ([`entry_footprint`], [`chunk_footprint`], [`label_footprint`]); the estimates are
 //!    upper bounds measured against redb (a record's B-tree row costs at most twice its bytes,
-//!    a chunk exactly one page);
+//!    a chunk exactly the run of pages that holds it);
 //! 3. evicts until live footprints fit in [`footprint_limit`]: 13/16 of the capacity, leaving
 //!    3/16 for pages that commits free but redb cannot reuse yet, which the writer bounds by
 //!    cutting batches and forcing a durable commit at 1/32 of the capacity each
@@ -24,8 +24,18 @@
 /// redb's page size, in bytes.
 pub(crate) const PAGE: u64 = 4096;
 
-/// Footprint of one payload chunk: it fills one page by itself.
-pub(crate) const CHUNK_FOOTPRINT: u64 = PAGE;
+/// Bytes of a chunk's leaf besides the chunk: redb's leaf header, the `(u64, u32)` key and one
+/// value offset.
+const CHUNK_LEAF_OVERHEAD: u64 = 20;
+
+/// Footprint of a payload chunk of `len` bytes: it is a leaf by itself, in the power-of-two run
+/// of pages that holds it (a full [`crate::record::CHUNK_LEN`] chunk fills 16 KiB exactly).
+pub(crate) fn chunk_footprint(len: usize) -> u64 {
+    (len as u64 + CHUNK_LEAF_OVERHEAD)
+        .div_ceil(PAGE)
+        .next_power_of_two()
+        * PAGE
+}
 
 /// Bytes of B-tree bookkeeping per row (offsets, child pointers and checksums in branch pages),
 /// rounded up.
@@ -108,5 +118,9 @@ mod tests {
         assert!((PAGE..2 * PAGE).contains(&big), "{big}");
         let bigger = entry_footprint(2, 8, 5000);
         assert!(bigger >= 2 * PAGE, "{bigger}");
+        assert_eq!(chunk_footprint(crate::record::CHUNK_LEN), 4 * PAGE);
+        assert_eq!(chunk_footprint(4076), PAGE);
+        assert_eq!(chunk_footprint(4077), 2 * PAGE);
+        assert_eq!(chunk_footprint(9000), 4 * PAGE);
     }
 }

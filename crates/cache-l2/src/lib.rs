@@ -1,8 +1,9 @@
 //! `cache-l2`: the durable tier, a checksummed record store on [redb].
 //!
-//! A [`Store`] maps `(namespace, key)` to a value inside one redb file. Each record carries a
-//! versioned little-endian header (format version, flags, lengths, insertion sequence number)
-//! and a blake3 checksum over the namespace, key, header and payload (see [`record`] and
+//! A [`Store`] maps `(namespace, key)` to a value, with optional caller metadata and labels,
+//! inside one redb file. Each record is an entry (a versioned little-endian header, labels,
+//! metadata, the payload's tail) plus page-sized payload chunks, with blake3 checksums over the
+//! entry (bound to its namespace and key) and over the payload (see [`record`] and
 //! `docs/l2-format.md`). Values may be zstd-compressed ([`CompressionOptions`]).
 //!
 //! Guarantees:
@@ -10,13 +11,19 @@
 //! - **Never wrong bytes.** A record that fails verification is a miss, counted in
 //!   [`L2Stats::corrupt_records`] and deleted. Decompression never allocates more than the
 //!   recorded (checksummed) original length.
-//! - **Within budget.** Live bytes stay within [`L2Options::max_bytes`]; a put that needs room
-//!   evicts the oldest records (FIFO).
+//! - **Within budget.** The *file* stays within about 1.07 × [`L2Options::max_bytes`]: each
+//!   record is charged an upper bound of the redb pages it occupies, and a put that needs room
+//!   evicts the oldest records (FIFO); see [`L2Stats::footprint_bytes`].
+//! - **Labels and namespace flushes.** [`Store::invalidate_labels`] removes every record of a
+//!   namespace carrying a label (a durable index, so it reaches records written before a
+//!   restart); [`Store::invalidate_namespace`] kills every record of a namespace in O(1) by
+//!   bumping its durable generation, and a background sweep removes them.
 //! - **Group commit.** Writes queue to one writer thread, which commits whatever is queued in
 //!   one redb transaction ([`GroupCommitOptions`] bounds a batch), so concurrent writers share
 //!   commits and fsyncs. Reads see a write from the moment it is queued.
-//! - **Durable where it matters.** Overwrites and deletes return only once durable, and so does
-//!   a write of a key whose record a not-yet-durable commit removed. Fresh inserts may ride a
+//! - **Durable where it matters.** Overwrites, deletes, label invalidations and namespace
+//!   flushes return only once durable, and so does a write of a key whose record a
+//!   not-yet-durable commit removed. Fresh inserts may ride a
 //!   non-durable commit that a crash can take back (a miss afterwards, never an older or
 //!   foreign value); in [`WriteMode::Async`] they return once queued. Closing the store makes
 //!   everything durable.
@@ -51,4 +58,4 @@ mod writer;
 pub use compress::CompressionOptions;
 pub use error::{KeyTooLong, L2Error, Result};
 pub use options::{GroupCommitOptions, L2Options, MIN_MAX_BYTES, WriteMode};
-pub use store::{L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};
+pub use store::{Entry, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};

@@ -3,9 +3,9 @@
 //! A record is an **entry** in the records table (a fixed little-endian header, the labels, the
 //! caller's metadata and the tail of the payload) plus, for a payload longer than
 //! [`INLINE_MAX`], **chunks** of exactly [`CHUNK_LEN`] bytes (the last one may be shorter) in
-//! the blobs table, keyed by `(sequence number, chunk index)`. A chunk fills one 4 KiB redb leaf
-//! page by itself, so a 16 KiB value costs four pages and a few hundred bytes of entry instead
-//! of an 8-page (32 KiB) page of its own, and reading an entry's metadata reads no payload.
+//! the blobs table, keyed by `(sequence number, chunk index)`. A full chunk fills a 16 KiB redb
+//! leaf by itself, so a 16 KiB value costs 16 KiB of pages and a few hundred bytes of entry
+//! instead of a 32 KiB run of its own, and reading an entry's metadata reads no payload.
 //!
 //! Version 2 (written by this build):
 //!
@@ -69,9 +69,10 @@ pub const PAYLOAD_CONTEXT: &str = "cache-l2 payload checksum v2";
 /// blake3 key-derivation context of a version-1 record checksum.
 pub const CHECKSUM_CONTEXT_V1: &str = "cache-l2 record checksum v1";
 
-/// Bytes per payload chunk: a chunk and its `(u64, u32)` key fill one 4 KiB redb leaf page
-/// (redb's leaf header and one value offset take the rest, with a few bytes to spare).
-pub const CHUNK_LEN: usize = 4064;
+/// Bytes per payload chunk: a chunk and its `(u64, u32)` key exactly fill a 16 KiB redb leaf
+/// (a run of four 4 KiB pages; redb's leaf header, the key and one value offset take the other
+/// 20 bytes), so a 16 KiB value is one page-run read.
+pub const CHUNK_LEN: usize = 16_364;
 /// A payload (or the tail of one, after whole chunks) of at most this many bytes is stored
 /// inline in the entry; a longer one goes to chunks.
 pub const INLINE_MAX: usize = 2048;

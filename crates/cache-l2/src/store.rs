@@ -16,7 +16,7 @@ use redb::{
 };
 
 use crate::budget::{
-    CHUNK_FOOTPRINT, entry_footprint, file_capacity, footprint_limit, label_footprint,
+    chunk_footprint, entry_footprint, file_capacity, footprint_limit, label_footprint,
 };
 use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, RecordParts};
 use crate::schema::{
@@ -916,7 +916,7 @@ impl Store {
         for row in blobs.iter()? {
             let (_, chunk) = row?;
             totals.live += chunk.value().len() as u64;
-            totals.footprint += CHUNK_FOOTPRINT;
+            totals.footprint += chunk_footprint(chunk.value().len());
         }
         for row in labels.iter()? {
             let (k, keys) = row?;

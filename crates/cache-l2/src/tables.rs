@@ -11,7 +11,7 @@
 use redb::{AccessGuard, MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use crate::Result;
-use crate::budget::{CHUNK_FOOTPRINT, entry_footprint, label_footprint};
+use crate::budget::{chunk_footprint, entry_footprint, label_footprint};
 use crate::record::{self, accounted_size};
 use crate::schema::{BLOBS, GENERATIONS, LABELS, ORDER, RECORDS};
 
@@ -52,9 +52,12 @@ pub(crate) struct NewRecord<'a> {
 impl NewRecord<'_> {
     /// The footprint the record will be charged.
     pub(crate) fn footprint(&self) -> u64 {
-        let chunks = self.encoded.chunks().count() as u64;
         entry_footprint(self.ns.len(), self.key.len(), self.encoded.entry.len())
-            + chunks * CHUNK_FOOTPRINT
+            + self
+                .encoded
+                .chunks()
+                .map(|c| chunk_footprint(c.len()))
+                .sum::<u64>()
             + self
                 .labels
                 .iter()
@@ -192,7 +195,9 @@ impl<'t> Tables<'t> {
                 break;
             };
             totals.live = totals.live.saturating_sub(chunk.value().len() as u64);
-            totals.footprint = totals.footprint.saturating_sub(CHUNK_FOOTPRINT);
+            totals.footprint = totals
+                .footprint
+                .saturating_sub(chunk_footprint(chunk.value().len()));
         }
         Ok(())
     }

@@ -1,21 +1,24 @@
 //! The writer thread: group commit of queued writes.
 //!
-//! Every write (put, delete, flush) is a [`Request`] sent over a crossbeam channel to one
-//! thread, which gathers what is queued into a batch, applies the batch in one redb write
-//! transaction and commits it once, then answers every waiter of the batch. While it commits,
-//! new requests queue up and form the next batch, so concurrent writers share commits (and
-//! fsyncs) instead of taking turns.
+//! Every write (put, delete, label invalidation, namespace flush, flush) is a [`Request`] sent
+//! over a crossbeam channel to one thread, which gathers what is queued into a batch, applies
+//! the batch in one redb write transaction and commits it once, then answers every waiter of
+//! the batch. While it commits, new requests queue up and form the next batch, so concurrent
+//! writers share commits (and fsyncs) instead of taking turns. When the queue is empty it
+//! sweeps dead records of flushed namespaces.
 //!
-//! A batch is cut when it holds [`GroupCommitOptions::max_ops`] writes or
-//! [`GroupCommitOptions::max_bytes`] of values, when the queue is empty and some request of the
-//! batch has a caller waiting, or [`GroupCommitOptions::max_delay_ms`] after its first request.
+//! A batch is cut when it holds [`GroupCommitOptions::max_ops`] writes,
+//! [`GroupCommitOptions::max_bytes`] of values or 1/32 of the file capacity in footprint, when
+//! the queue is empty and some request of the batch has a caller waiting, or
+//! [`GroupCommitOptions::max_delay_ms`] after its first request.
 //!
 //! A commit is durable (`Durability::Immediate`) when anything in it must not be undone by a
-//! crash: a delete, an overwrite, a write of a key that an undurable commit removed, a request
-//! whose caller asked for durability, or a flush; and in any case after
-//! [`MAX_UNSYNCED_COMMITS`] undurable commits or [`MAX_UNSYNCED_AGE`]. Otherwise it is
-//! `Durability::None`, which a crash rolls back to the last durable commit: only fresh inserts
-//! can be lost that way, and they come back as misses.
+//! crash: a delete, a label invalidation, a namespace flush, an overwrite, a write of a key that
+//! an undurable commit removed, a request whose caller asked for durability, or a flush; and in
+//! any case after [`MAX_UNSYNCED_COMMITS`] undurable commits, [`MAX_UNSYNCED_AGE`], or 1/32 of
+//! the file capacity in footprint. Otherwise it is `Durability::None`, which a crash rolls back
+//! to the last durable commit: only fresh inserts (and sweeps) can be lost that way, and they
+//! come back as misses (dead records).
 
 use std::collections::HashSet;
 use std::sync::Arc;

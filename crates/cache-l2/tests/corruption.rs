@@ -11,10 +11,10 @@ fn options(dir: &tempfile::TempDir) -> L2Options {
     o
 }
 
-/// A 4 KiB pattern that occurs nowhere else in the file.
+/// A 20,000-byte pattern that occurs nowhere else in the file.
 fn pattern() -> Vec<u8> {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..4096)
+    (0..20_000)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -24,7 +24,8 @@ fn pattern() -> Vec<u8> {
         .collect()
 }
 
-/// The value is 4096 bytes: a 4064-byte chunk in the blobs table and a 32-byte inline tail.
+/// The value is 20,000 bytes: a 16,364-byte chunk and a 3,636-byte last chunk in the blobs
+/// table.
 #[test]
 fn a_flipped_chunk_byte_on_disk_is_a_counted_miss() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +256,7 @@ fn a_rotted_sequence_number_does_not_break_another_keys_bookkeeping() {
 
     // A value that needs almost the whole budget evicts everything else, orphan C included,
     // and the live-byte count stays exact.
-    store.put("ns", b"big", &vec![5u8; 60_000]).unwrap();
+    store.put("ns", b"big", &vec![5u8; 50_000]).unwrap();
     store.validate().unwrap();
     let stats = store.stats();
     assert!(
@@ -272,6 +273,6 @@ fn a_rotted_sequence_number_does_not_break_another_keys_bookkeeping() {
     }
     assert_eq!(
         store.get("ns", b"big").unwrap().map(|v| v.len()),
-        Some(60_000)
+        Some(50_000)
     );
 }
