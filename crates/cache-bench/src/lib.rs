@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod churn;
 pub mod load;
 pub mod load_l2;
 pub mod mrc;

@@ -180,7 +180,8 @@ struct Gets {
     latency_ns: Histogram<u64>,
 }
 
-fn file_bytes(path: &Path) -> anyhow::Result<u64> {
+/// The size of the file at `path`, in bytes.
+pub(crate) fn file_bytes(path: &Path) -> anyhow::Result<u64> {
     Ok(std::fs::metadata(path)
         .with_context(|| format!("reading the size of {}", path.display()))?
         .len())
@@ -421,7 +422,7 @@ fn measure_raw_redb(dir: &Path, spec: &L2LoadSpec, values: &ValueGen) -> anyhow:
 }
 
 /// A fresh temporary directory for one run's files, in `dir` or the system's.
-fn run_dir(dir: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn run_dir(dir: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
     let mut builder = tempfile::Builder::new();
     builder.prefix("cache-bench-l2-");
     match dir {

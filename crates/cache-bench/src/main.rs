@@ -58,6 +58,13 @@ enum Command {
     ///
     ///     cache-bench load --cache l2 --write-mode sync --writers 64 --json l2.json
     Load(LoadArgs),
+    /// File size of the durable tier under churn: puts distinct keys into a fresh
+    /// `cache_l2::Store` until `--factor` times its budget was written, sampling the file size
+    /// and live bytes (`Store::stats`, after a flush) after each budget's worth; reports the
+    /// file against the budget, the largest file seen, and the file after closing. For example:
+    ///
+    ///     cache-bench churn --l2-max-bytes 64MiB --factor 10 --json churn.json
+    Churn(ChurnArgs),
     /// Resident memory per entry of `cache-l1`, moka and `quick_cache`, each measured in a
     /// fresh child process: RSS before building the cache and after inserting N entries.
     Mem(MemArgs),
@@ -188,6 +195,48 @@ struct LoadL2Args {
 enum WriteModeArg {
     Sync,
     Async,
+}
+
+impl From<WriteModeArg> for cache_l2::WriteMode {
+    fn from(mode: WriteModeArg) -> Self {
+        match mode {
+            WriteModeArg::Sync => Self::Sync,
+            WriteModeArg::Async => Self::Async,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ChurnArgs {
+    /// The store's budget for live bytes (e.g. 1GiB).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    l2_max_bytes: ByteSize,
+    /// Bytes per value (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = cache_bench::churn::DEFAULT_VALUE_SIZE)]
+    value_size: u32,
+    /// Data written, in multiples of `--l2-max-bytes`; one sample after each.
+    #[arg(long, value_name = "N", default_value_t = cache_bench::churn::DEFAULT_FACTOR)]
+    factor: u64,
+    /// Values of JSON-like text, which zstd shrinks several times. Default: random bytes, which
+    /// it cannot shrink (the store then keeps them raw).
+    #[arg(long)]
+    compressible: bool,
+    /// When a put returns: `sync` (once its commit is done) or `async` (once queued).
+    #[arg(long, value_enum, default_value = "async")]
+    write_mode: WriteModeArg,
+    /// Threads putting disjoint keys at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    writers: usize,
+    /// Directory to put the database file in, in a fresh subdirectory that is removed
+    /// afterwards. Default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// RNG seed of the values.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -403,6 +452,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 LoadCacheArg::L2 => load_l2(&a, given, command_line),
             };
         }
+        Command::Churn(a) => return churn(a, command_line),
         Command::Mem(a) => {
             let exe = std::env::current_exe().context("finding this program to re-run it")?;
             let report = cache_bench::load::mem(
@@ -520,10 +570,7 @@ fn load_l2(
         entries,
         value_size,
         compressible: l2.compressible,
-        write_mode: match l2.write_mode {
-            WriteModeArg::Sync => cache_l2::WriteMode::Sync,
-            WriteModeArg::Async => cache_l2::WriteMode::Async,
-        },
+        write_mode: l2.write_mode.into(),
         writers: l2.writers,
         l2_max_bytes: l2.l2_max_bytes.map_or_else(
             || L2LoadSpec::default_max_bytes(entries, value_size),
@@ -553,6 +600,33 @@ fn load_l2(
             r.gets_per_s,
             r.get_p50_us,
             r.get_p99_us
+        );
+    })?;
+    print!("{}", report.to_table());
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn churn(a: ChurnArgs, command: String) -> anyhow::Result<ExitCode> {
+    let spec = cache_bench::churn::ChurnSpec {
+        max_bytes: a.l2_max_bytes.as_u64(),
+        value_size: a.value_size,
+        factor: a.factor,
+        compressible: a.compressible,
+        write_mode: a.write_mode.into(),
+        writers: a.writers,
+        dir: a.dir,
+        seed: a.seed,
+        command,
+    };
+    let report = cache_bench::churn::churn(&spec, |s| {
+        eprintln!(
+            "written {:.2}x: file {}, live {}",
+            s.written_to_max,
+            ByteSize(s.file_bytes),
+            ByteSize(s.live_bytes)
         );
     })?;
     print!("{}", report.to_table());
