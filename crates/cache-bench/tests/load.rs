@@ -80,8 +80,11 @@ fn mem_measures_each_target_in_a_child_process() {
     let report = cache_bench::load::mem(exe, &LoadTarget::ALL, 20_000, 16, "test".into()).unwrap();
     for name in ["cache-l1", "moka", "quick_cache"] {
         let f = &report.targets[name];
+        // Most of the 20,000 inserts stay resident. Not all: cache-l1 splits its budget over
+        // shards and keys hash to shards at random (a fresh seed per process), so fuller shards
+        // evict before the cache as a whole is full; under parallel tests CI saw 16,769.
         assert!(
-            f.sample.len > 19_000 && f.sample.len <= 20_000,
+            f.sample.len > 15_000 && f.sample.len <= 20_000,
             "{name}: {f:?}"
         );
         assert!(
