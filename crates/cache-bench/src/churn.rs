@@ -33,7 +33,7 @@ use anyhow::Context as _;
 use cache_l2::{CompressionOptions, GroupCommitOptions, L2Options, L2Stats, Store, WriteMode};
 use serde::Serialize;
 
-use crate::load_l2::{NAMESPACE, ValueGen, file_bytes, key, run_dir};
+use crate::load_l2::{ValueGen, file_bytes, put_share, run_dir};
 use crate::replay::ratio;
 use crate::report::Machine;
 
@@ -246,18 +246,7 @@ fn put_round(
 ) -> anyhow::Result<()> {
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers as u64)
-            .map(|w| {
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut value = Vec::with_capacity(values.value_size());
-                    for index in (first + w..end).step_by(writers) {
-                        values.write(index, &mut value);
-                        store
-                            .put(NAMESPACE, &key(index), &value)
-                            .with_context(|| format!("putting key index {index}"))?;
-                    }
-                    Ok(())
-                })
-            })
+            .map(|w| s.spawn(move || put_share(store, values, (first + w..end).step_by(writers))))
             .collect();
         // The scope joins any thread left when this stops at the first error.
         handles

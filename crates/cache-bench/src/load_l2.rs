@@ -188,6 +188,22 @@ pub(crate) fn file_bytes(path: &Path) -> anyhow::Result<u64> {
 }
 
 /// Puts every key into `store` from `spec.writers` threads at once, then flushes.
+/// Puts the keys of `indices`, with their values, into `store`: one writer thread's share.
+pub(crate) fn put_share(
+    store: &Store,
+    values: &ValueGen,
+    indices: impl Iterator<Item = u64>,
+) -> anyhow::Result<()> {
+    let mut value = Vec::with_capacity(values.value_size());
+    for index in indices {
+        values.write(index, &mut value);
+        store
+            .put(NAMESPACE, &key(index), &value)
+            .with_context(|| format!("putting key index {index}"))?;
+    }
+    Ok(())
+}
+
 fn put_cache_l2(store: &Store, spec: &L2LoadSpec, values: &ValueGen) -> anyhow::Result<Puts> {
     let writers = spec.writers as u64;
     let barrier = Barrier::new(spec.writers + 1);
@@ -195,16 +211,9 @@ fn put_cache_l2(store: &Store, spec: &L2LoadSpec, values: &ValueGen) -> anyhow::
         let handles: Vec<_> = (0..writers)
             .map(|w| {
                 let barrier = &barrier;
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut value = Vec::with_capacity(values.value_size());
+                s.spawn(move || {
                     barrier.wait();
-                    for index in (w..spec.entries).step_by(spec.writers) {
-                        values.write(index, &mut value);
-                        store
-                            .put(NAMESPACE, &key(index), &value)
-                            .with_context(|| format!("putting key index {index}"))?;
-                    }
-                    Ok(())
+                    put_share(store, values, (w..spec.entries).step_by(spec.writers))
                 })
             })
             .collect();

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -212,6 +212,9 @@ pub(crate) struct Inner {
     /// Current generation of every namespace ever flushed (others are at 0). Updated after the
     /// bump's durable commit.
     generations: RwLock<HashMap<String, u64>>,
+    /// Whether `generations` has any entry: gets of a store whose namespaces were never
+    /// flushed skip its lock (every reader taking it would bounce its cache line).
+    any_generation: AtomicBool,
     /// Sequence numbers for new records: the FIFO eviction order.
     next_seq: AtomicU64,
     pending: Mutex<Pending>,
@@ -239,9 +242,13 @@ impl Inner {
 
     pub(crate) fn set_generation(&self, ns: &str, generation: u64) {
         self.generations.write().insert(ns.to_owned(), generation);
+        self.any_generation.store(true, Ordering::Release);
     }
 
     fn generation(&self, ns: &str) -> u64 {
+        if !self.any_generation.load(Ordering::Acquire) {
+            return 0;
+        }
         self.generations.read().get(ns).copied().unwrap_or(0)
     }
 
@@ -451,6 +458,7 @@ impl Store {
             writer: Mutex::new(WriterState::new(state.totals, state.next_seq, sweeps)),
             live_bytes: AtomicU64::new(state.totals.live),
             footprint: AtomicU64::new(state.totals.footprint),
+            any_generation: AtomicBool::new(!state.generations.is_empty()),
             generations: RwLock::new(state.generations),
             next_seq: AtomicU64::new(state.next_seq),
             pending: Mutex::new(Pending::default()),
