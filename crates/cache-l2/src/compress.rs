@@ -1,5 +1,7 @@
 //! zstd compression of record payloads, and its gates.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 
 /// When and how hard to compress values.
@@ -59,7 +61,13 @@ impl CompressionOptions {
         if !self.enabled || (value.len() as u64) < self.min_bytes {
             return None;
         }
-        let out = zstd::bulk::compress(value, self.level).ok()?;
+        let out = COMPRESSOR.with_borrow_mut(|c| {
+            if c.as_ref().is_none_or(|(level, _)| *level != self.level) {
+                *c = Some((self.level, zstd::bulk::Compressor::new(self.level).ok()?));
+            }
+            let (_, compressor) = c.as_mut()?;
+            compressor.compress(value).ok()
+        })?;
         #[expect(
             clippy::cast_precision_loss,
             reason = "a ratio; precision loss is harmless"
@@ -69,11 +77,26 @@ impl CompressionOptions {
     }
 }
 
+thread_local! {
+    /// This thread's zstd compression context and the level it was made for. A context holds
+    /// some hundred KiB of tables: making one per value cost more than compressing 16 KiB.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    /// This thread's zstd decompression context (see `COMPRESSOR`).
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 /// Decompresses `payload`, which must expand to exactly `original_len` bytes. Returns `None` if
 /// it is not valid zstd or expands to any other length; never allocates more than
 /// `original_len` bytes.
 pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>> {
-    let out = zstd::bulk::decompress(payload, original_len).ok()?;
+    let out = DECOMPRESSOR.with_borrow_mut(|d| {
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        d.as_mut()?.decompress(payload, original_len).ok()
+    })?;
     (out.len() == original_len).then_some(out)
 }
 

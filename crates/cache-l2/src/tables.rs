@@ -30,11 +30,17 @@ pub(crate) fn read_chunks<'a>(
     blobs: &'a impl ReadableTable<(u64, u32), &'static [u8]>,
     header: &record::Header,
 ) -> Result<Vec<AccessGuard<'a, &'static [u8]>>> {
+    // Point gets, not a range: a full chunk fills its leaf, so a range cursor would also read
+    // the next leaf (to find its end bound and to look past the last chunk), doubling the pages
+    // a one-chunk get reads. A missing chunk ends the list; `assemble` rejects the short list.
     let seq = header.seq;
-    let rows = blobs.range((seq, 0)..(seq, header.chunk_count()))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row?.1);
+    let count = header.chunk_count();
+    let mut out = Vec::with_capacity(count as usize);
+    for idx in 0..count {
+        match blobs.get((seq, idx))? {
+            Some(chunk) => out.push(chunk),
+            None => break,
+        }
     }
     Ok(out)
 }
