@@ -51,6 +51,18 @@ pub enum L2Error {
         /// The limit in bytes.
         max: u64,
     },
+    /// The store is full and [`crate::OnFull::Reject`] is set: the put would take the records'
+    /// footprint over its limit. Nothing was stored (an overwritten key's old record is gone:
+    /// see [`crate::OnFull::Reject`]).
+    #[error(
+        "the L2 store is full: {needed} more bytes of footprint would exceed the limit of {limit} bytes"
+    )]
+    Full {
+        /// The put's footprint in bytes.
+        needed: u64,
+        /// [`crate::L2Stats::footprint_limit`] in bytes.
+        limit: u64,
+    },
     /// The options are invalid.
     #[error("invalid L2 option `{field}`: {reason}")]
     InvalidOption {

@@ -13,7 +13,8 @@
 //!   recorded (checksummed) original length.
 //! - **Within budget.** The *file* stays within about 1.07 × [`L2Options::max_bytes`]: each
 //!   record is charged an upper bound of the redb pages it occupies, and a put that needs room
-//!   evicts the oldest records (FIFO); see [`L2Stats::footprint_bytes`].
+//!   evicts records by SIEVE (or FIFO, or is refused: [`EvictionPolicy`], [`OnFull`]); see
+//!   [`L2Stats::footprint_bytes`].
 //! - **Labels and namespace flushes.** [`Store::invalidate_labels`] removes every record of a
 //!   namespace carrying a label (a durable index, so it reaches records written before a
 //!   restart); [`Store::invalidate_namespace`] kills every record of a namespace in O(1) by
@@ -48,6 +49,7 @@
 mod budget;
 mod compress;
 mod error;
+mod eviction;
 mod options;
 pub mod record;
 mod schema;
@@ -57,5 +59,6 @@ mod writer;
 
 pub use compress::CompressionOptions;
 pub use error::{KeyTooLong, L2Error, Result};
+pub use eviction::{EvictionPolicy, OnFull};
 pub use options::{GroupCommitOptions, L2Options, MIN_MAX_BYTES, WriteMode};
 pub use store::{Entry, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};

@@ -6,6 +6,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use crate::compress::CompressionOptions;
+use crate::eviction::{EvictionPolicy, OnFull};
 use crate::{L2Error, Result};
 
 /// How to open an L2 [`crate::Store`]. Loadable from TOML (as the `[l2]` table of the engine's
@@ -27,10 +28,18 @@ use crate::{L2Error, Result};
 pub struct L2Options {
     /// Path of the store file; created (with its parent directory) if missing. Required.
     pub path: PathBuf,
-    /// Budget for live bytes: the sum, over records, of namespace + key + header + stored
-    /// payload. When a put would exceed it, the oldest records are evicted (FIFO). The file on
-    /// disk is larger than this (redb's pages and free space). Default: 1 GiB.
+    /// Budget for the database file on disk, in bytes. Each record is charged an upper bound
+    /// of the file pages it occupies (its footprint); when a put would take the footprint over
+    /// [`crate::L2Stats::footprint_limit`], records are evicted (`eviction`) or the put is
+    /// refused (`on_full`). The file stays within about 1.07 × this; see
+    /// `docs/operations.md` for how redb's growth steps set the usable part. Default: 1 GiB.
     pub max_bytes: ByteSize,
+    /// Which records are evicted when the store is full: `"sieve"` (the default) or
+    /// `"fifo"`. See [`EvictionPolicy`].
+    pub eviction: EvictionPolicy,
+    /// What a put does when the store is full: `"evict"` (the default) or `"reject"`. See
+    /// [`OnFull`].
+    pub on_full: OnFull,
     /// Memory redb may use to cache pages of the file, in bytes. Default: 64 MiB.
     pub page_cache_bytes: ByteSize,
     /// Value compression. Default: zstd level 3 for values of at least 1 KiB that shrink by
@@ -102,6 +111,8 @@ impl Default for L2Options {
         Self {
             path: PathBuf::new(),
             max_bytes: ByteSize::gib(1),
+            eviction: EvictionPolicy::default(),
+            on_full: OnFull::default(),
             page_cache_bytes: ByteSize::mib(64),
             compression: CompressionOptions::default(),
             write_mode: WriteMode::default(),

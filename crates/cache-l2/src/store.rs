@@ -18,6 +18,7 @@ use redb::{
 use crate::budget::{
     chunk_footprint, entry_footprint, file_capacity, footprint_limit, label_footprint,
 };
+use crate::eviction::{OnFull, VisitedBits};
 use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, RecordParts};
 use crate::schema::{
     BLOBS, CHUNK_LEN_KEY, FORMAT, FORMAT_KEY, GENERATIONS, LABELS, META, META_FOOTPRINT,
@@ -85,6 +86,10 @@ pub struct L2Stats {
     /// Acknowledged [`WriteMode::Async`] inserts that a failed commit dropped (they read as
     /// misses afterwards).
     pub lost_writes: u64,
+    /// Puts refused because the store was full ([`OnFull::Reject`]): those that returned
+    /// [`L2Error::Full`], and [`WriteMode::Async`] inserts refused when their batch committed
+    /// (they read as misses afterwards).
+    pub rejected_writes: u64,
     /// Writes queued and not yet committed, now.
     pub queued_writes: u64,
     /// Accounted bytes of live records now: namespace, key, entry (header, labels, metadata,
@@ -135,6 +140,7 @@ struct Counters {
     batched_writes: AtomicU64,
     failed_writes: AtomicU64,
     lost_writes: AtomicU64,
+    rejected_writes: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -228,6 +234,10 @@ pub(crate) struct Inner {
     queue_max_bytes: u64,
     key_hasher: RandomState,
     counters: Counters,
+    /// What a put does when the store is full.
+    pub(crate) on_full: OnFull,
+    /// SIEVE's visited bits, set by gets (see [`crate::eviction`]).
+    pub(crate) visited: VisitedBits,
 }
 
 impl Inner {
@@ -308,6 +318,7 @@ impl Inner {
             bump(&c.evictions, a.evicted);
             bump(&c.label_invalidations, a.removed);
             match &r.op {
+                Op::Put { .. } if a.rejected => bump(&c.rejected_writes, 1),
                 Op::Put { saved, .. } => {
                     bump(&c.insertions, 1);
                     if *saved > 0 {
@@ -355,8 +366,8 @@ impl Inner {
 /// A durable store of `(namespace, key) → value` records in one redb file.
 ///
 /// Every record is checksummed and self-describing (see [`crate::record`]); a record that fails
-/// verification is a miss, never data. Live bytes are held to [`L2Options::max_bytes`] by FIFO
-/// eviction. The store is `Sync`: gets run concurrently on the calling threads; writes queue to
+/// verification is a miss, never data. The file is held to [`L2Options::max_bytes`] by
+/// eviction (SIEVE by default, see [`crate::EvictionPolicy`]). The store is `Sync`: gets run concurrently on the calling threads; writes queue to
 /// one writer thread that commits them in batches (group commit, see [`crate::WriteMode`] and
 /// [`crate::GroupCommitOptions`]). Reads see queued writes.
 pub struct Store {
@@ -455,7 +466,12 @@ impl Store {
             max_bytes: options.max_bytes.as_u64(),
             compression: options.compression,
             write_mode: options.write_mode,
-            writer: Mutex::new(WriterState::new(state.totals, state.next_seq, sweeps)),
+            writer: Mutex::new(WriterState::new(
+                state.totals,
+                state.next_seq,
+                sweeps,
+                options.eviction,
+            )),
             live_bytes: AtomicU64::new(state.totals.live),
             footprint: AtomicU64::new(state.totals.footprint),
             any_generation: AtomicBool::new(!state.generations.is_empty()),
@@ -469,6 +485,8 @@ impl Store {
             queue_max_bytes: options.group_commit.queue_max_bytes.as_u64(),
             key_hasher: RandomState::new(),
             counters: Counters::default(),
+            on_full: options.on_full,
+            visited: VisitedBits::for_budget(footprint_limit(options.max_bytes.as_u64())),
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let group = options.group_commit;
@@ -535,11 +553,12 @@ impl Store {
             }
         }
         match read_entry(&inner.db, namespace, key)? {
-            Read::Found(entry) if entry.generation >= generation => {
+            Read::Found(entry, seq) if entry.generation >= generation => {
                 bump(&inner.counters.hits, 1);
+                inner.visited.mark(seq);
                 Ok(Some(entry))
             }
-            Read::Found(_) | Read::Absent => {
+            Read::Found(..) | Read::Absent => {
                 bump(&inner.counters.misses, 1);
                 Ok(None)
             }
@@ -667,8 +686,38 @@ impl Store {
             saved,
             footprint,
         };
+        if inner.on_full == OnFull::Reject
+            && inner
+                .footprint
+                .load(Ordering::Relaxed)
+                .saturating_add(footprint)
+                > limit
+        {
+            // Refused before queueing when the last commit left no room (a race only moves the
+            // refusal to the commit). An overwrite still removes the old record.
+            bump(&inner.counters.rejected_writes, 1);
+            let queued = {
+                let p = inner.pending.lock();
+                p.writes
+                    .get(&pending_key(namespace, key))
+                    .is_some_and(|w| w.entry.is_some())
+            };
+            if queued || inner.has_record(namespace, key)? {
+                self.delete(namespace, key)?;
+            }
+            return Err(L2Error::Full {
+                needed: footprint,
+                limit,
+            });
+        }
         let async_mode = inner.write_mode == WriteMode::Async;
         let waited = self.enqueue(op, Some(Arc::new(pending)), async_mode, true)?;
+        if waited.is_some_and(|a| a.rejected) {
+            return Err(L2Error::Full {
+                needed: footprint,
+                limit,
+            });
+        }
         Ok(PutOutcome {
             committed: waited.is_some(),
             durable: waited.is_some_and(|a| a.durable),
@@ -859,6 +908,7 @@ impl Store {
             batched_writes: load(&c.batched_writes),
             failed_writes: load(&c.failed_writes),
             lost_writes: load(&c.lost_writes),
+            rejected_writes: load(&c.rejected_writes),
             queued_writes: inner.queued.lock().ops as u64,
             live_bytes: load(&inner.live_bytes),
             footprint_bytes: load(&inner.footprint),
@@ -953,7 +1003,8 @@ impl Store {
 /// What reading a record found.
 enum Read {
     Absent,
-    Found(Entry),
+    /// The record, and its sequence number.
+    Found(Entry, u64),
     Corrupt,
 }
 
@@ -979,16 +1030,20 @@ fn read_entry(db: &Database, namespace: &str, key: &[u8]) -> Result<Read> {
     let Ok(value) = value else {
         return Ok(Read::Corrupt);
     };
-    Ok(Read::Found(Entry {
-        value,
-        meta: Bytes::copy_from_slice(view.meta),
-        labels: view
-            .labels()
-            .into_iter()
-            .map(Bytes::copy_from_slice)
-            .collect(),
-        generation: view.header.generation,
-    }))
+    let seq = view.header.seq;
+    Ok(Read::Found(
+        Entry {
+            value,
+            meta: Bytes::copy_from_slice(view.meta),
+            labels: view
+                .labels()
+                .into_iter()
+                .map(Bytes::copy_from_slice)
+                .collect(),
+            generation: view.header.generation,
+        },
+        seq,
+    ))
 }
 
 /// `labels` without repeats, in first-seen order.

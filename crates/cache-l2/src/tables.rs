@@ -12,6 +12,7 @@ use redb::{AccessGuard, MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use crate::Result;
 use crate::budget::{chunk_footprint, entry_footprint, label_footprint};
+use crate::eviction::{EvictionPolicy, Hand, VisitedBits};
 use crate::record::{self, accounted_size};
 use crate::schema::{BLOBS, GENERATIONS, LABELS, ORDER, RECORDS};
 
@@ -216,19 +217,22 @@ impl<'t> Tables<'t> {
             .is_some_and(|row| row.value() == (ns, key)))
     }
 
-    /// Removes records, oldest insertion first, until `totals.footprint + incoming <= limit`
-    /// or no record is left; calls `evicted` with each removed key and returns how many it
+    /// Removes records until `totals.footprint + incoming <= limit` or no record is left,
+    /// choosing each by `hand`'s policy (SIEVE over insertion order with `visited`, or FIFO;
+    /// see [`crate::eviction`]); calls `evicted` with each removed key and returns how many it
     /// removed.
     pub(crate) fn evict_until(
         &mut self,
         totals: &mut Totals,
         incoming: u64,
         limit: u64,
+        hand: &mut Hand,
+        visited: &VisitedBits,
         mut evicted: impl FnMut(&str, &[u8]),
     ) -> Result<u64> {
         let mut count = 0;
         while totals.footprint.saturating_add(incoming) > limit {
-            let Some((ns, key)) = self.remove_oldest(totals)? else {
+            let Some((ns, key)) = self.remove_victim(totals, hand, visited)? else {
                 break;
             };
             evicted(&ns, &key);
@@ -237,7 +241,21 @@ impl<'t> Tables<'t> {
         Ok(count)
     }
 
-    /// Removes the oldest record and returns its key, or `None` if there are no records.
+    /// The first order row at or after sequence number `from`.
+    fn order_row_from(&self, from: u64) -> Result<Option<(u64, String, Vec<u8>)>> {
+        let mut rows = self.order.range(from..)?;
+        let Some(row) = rows.next() else {
+            return Ok(None);
+        };
+        let (s, k) = row?;
+        let (ns, key) = k.value();
+        Ok(Some((s.value(), ns.to_owned(), key.to_vec())))
+    }
+
+    /// Removes the record the policy picks and returns its key, or `None` if there are no
+    /// records. FIFO takes the oldest. SIEVE starts at the hand, clears and passes records
+    /// marked visited, takes the first unmarked one and leaves the hand after it; past the
+    /// newest record it wraps to the oldest (once: by then every mark it passed is cleared).
     ///
     /// An order row whose record is gone, or whose record carries another sequence number that
     /// has its own row (the key was rewritten since), is stale and is dropped, with any chunks
@@ -245,13 +263,31 @@ impl<'t> Tables<'t> {
     /// removed). A record whose own row cannot be found (its header rotted) goes with whichever
     /// row names its key. If the order table runs dry while records remain, records go in key
     /// order.
-    fn remove_oldest(&mut self, totals: &mut Totals) -> Result<Option<(String, Vec<u8>)>> {
+    fn remove_victim(
+        &mut self,
+        totals: &mut Totals,
+        hand: &mut Hand,
+        visited: &VisitedBits,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        let sieve = hand.policy == EvictionPolicy::Sieve;
+        let mut wrapped = false;
         loop {
-            let popped = self.order.pop_first()?.map(|(s, k)| {
-                let (ns, key) = k.value();
-                (s.value(), ns.to_owned(), key.to_vec())
-            });
-            let Some((seq, ns, key)) = popped else { break };
+            let from = if sieve { hand.at } else { 0 };
+            let Some((seq, ns, key)) = self.order_row_from(from)? else {
+                if from > 0 && !wrapped {
+                    hand.at = 0;
+                    wrapped = true;
+                    continue;
+                }
+                break;
+            };
+            if sieve {
+                hand.at = seq + 1;
+                if visited.take(seq) {
+                    continue;
+                }
+            }
+            self.order.remove(seq)?;
             let entry = self
                 .records
                 .get((ns.as_str(), key.as_slice()))?

@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Durability, ReadableTable, WriteTransaction};
 
 use crate::budget::{PAGE, footprint_limit, label_footprint, transient_limit};
+use crate::eviction::{EvictionPolicy, Hand, OnFull};
 use crate::record;
 use crate::schema::{META, META_FOOTPRINT, META_LIVE_BYTES, META_NEXT_SEQ};
 use crate::store::{Inner, pending_key};
@@ -129,6 +130,8 @@ pub(crate) struct Applied {
     pub(crate) generation: u64,
     /// The commit was durable.
     pub(crate) durable: bool,
+    /// A put refused because the store was full ([`OnFull::Reject`]).
+    pub(crate) rejected: bool,
 }
 
 /// A waiter's answer: what happened, or why the batch failed (shared by all its waiters).
@@ -169,11 +172,19 @@ pub(crate) struct WriterState {
     unsynced_bytes: u64,
     /// Namespaces with dead records left to remove.
     sweeps: Vec<Sweep>,
+    /// The eviction policy and the SIEVE hand.
+    hand: Hand,
 }
 
 impl WriterState {
-    pub(crate) fn new(totals: Totals, next_seq: u64, sweep: Vec<String>) -> Self {
+    pub(crate) fn new(
+        totals: Totals,
+        next_seq: u64,
+        sweep: Vec<String>,
+        policy: EvictionPolicy,
+    ) -> Self {
         Self {
+            hand: Hand { policy, at: 0 },
             totals,
             next_seq,
             unsynced_commits: 0,
@@ -271,6 +282,7 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
         Ok(done) => {
             w.totals = done.totals;
             w.next_seq = done.next_seq;
+            w.hand = done.hand;
             w.committed(done.durable, done.transient);
             for (ns, generation) in done.bumped {
                 w.sweeps.retain(|s| s.ns != ns);
@@ -306,6 +318,8 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
 
 /// What a successful batch did.
 struct Done {
+    /// The eviction hand after the batch.
+    hand: Hand,
     applied: Vec<Applied>,
     totals: Totals,
     next_seq: u64,
@@ -323,7 +337,9 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
     let mut transient = 0;
     let mut bumped = Vec::new();
     let mut applied = Vec::with_capacity(batch.len());
-    let limit = footprint_limit(inner.max_bytes);
+    // Moved back into `w` only if the batch commits: an aborted batch's evictions did not
+    // happen, so the hand must not have moved past them.
+    let mut hand = w.hand;
     let mut durable = w.sync_due(transient_limit(inner.max_bytes))
         || batch.iter().any(|r| r.durable || r.op.needs_durable())
         || inner.any_unsynced(batch);
@@ -344,30 +360,20 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                     footprint,
                     ..
                 } => {
-                    let (ns, key) = (&**ns, &**key);
                     next_seq = next_seq.max(seq + 1);
-                    if *generation < t.generation(ns)? {
-                        // Its namespace was flushed after it was written: it is dead already.
-                        applied.push(a);
-                        continue;
-                    }
-                    if t.remove(ns, key, &mut totals, |_| true)? {
-                        a.found = true;
-                        // An overwrite must be durable: a crash must not bring the old value back.
-                        durable = true;
-                    }
-                    a.evicted = t.evict_until(&mut totals, *footprint, limit, |ns, k| {
-                        removed.push(inner.key_hash(ns, k));
-                    })?;
-                    transient += a.evicted * PAGE;
-                    let rec = NewRecord {
+                    let put = PutRow {
                         ns,
                         key,
-                        seq: *seq,
                         encoded,
+                        seq: *seq,
+                        generation: *generation,
                         labels,
+                        footprint: *footprint,
                     };
-                    t.insert(&rec, &mut totals)?;
+                    a = apply_put(inner, &mut t, &put, &mut totals, &mut hand, &mut removed)?;
+                    // An overwrite must be durable: a crash must not bring the old value back.
+                    durable |= a.found;
+                    transient += a.evicted * PAGE;
                 }
                 Op::Delete { ns, key } => {
                     a.found = t.remove(ns, key, &mut totals, |_| true)?;
@@ -414,6 +420,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         a.durable = durable;
     }
     Ok(Done {
+        hand,
         applied,
         totals,
         next_seq,
@@ -421,6 +428,60 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         transient,
         bumped,
     })
+}
+
+/// A queued put's fields, for [`apply_put`].
+struct PutRow<'a> {
+    ns: &'a str,
+    key: &'a [u8],
+    encoded: &'a record::Encoded,
+    seq: u64,
+    generation: u64,
+    labels: &'a [Box<[u8]>],
+    footprint: u64,
+}
+
+/// Applies one put: drops it if its namespace was flushed since it was written, removes the
+/// key's old record, refuses it if the store is full and [`OnFull::Reject`] is set, evicts by
+/// `hand` until it fits (adding the hashes of evicted keys to `removed`) and inserts it.
+fn apply_put(
+    inner: &Inner,
+    t: &mut Tables<'_>,
+    put: &PutRow<'_>,
+    totals: &mut Totals,
+    hand: &mut Hand,
+    removed: &mut Vec<u64>,
+) -> Result<Applied> {
+    let mut a = Applied::default();
+    if put.generation < t.generation(put.ns)? {
+        // Its namespace was flushed after it was written: it is dead already.
+        return Ok(a);
+    }
+    a.found = t.remove(put.ns, put.key, totals, |_| true)?;
+    let limit = footprint_limit(inner.max_bytes);
+    if inner.on_full == OnFull::Reject && totals.footprint.saturating_add(put.footprint) > limit {
+        a.rejected = true;
+        return Ok(a);
+    }
+    a.evicted = t.evict_until(
+        totals,
+        put.footprint,
+        limit,
+        hand,
+        &inner.visited,
+        |ns, k| removed.push(inner.key_hash(ns, k)),
+    )?;
+    // A new record must not inherit the read of an older one sharing its bit.
+    inner.visited.clear(put.seq);
+    let rec = NewRecord {
+        ns: put.ns,
+        key: put.key,
+        seq: put.seq,
+        encoded: put.encoded,
+        labels: put.labels,
+    };
+    t.insert(&rec, totals)?;
+    Ok(a)
 }
 
 /// Removes every record of `ns` carrying one of `labels`, with the labels' index rows; returns

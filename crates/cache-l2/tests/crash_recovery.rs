@@ -58,7 +58,7 @@ use std::sync::Barrier;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cache_l2::{L2Options, Store, WriteMode};
+use cache_l2::{EvictionPolicy, L2Options, Store, WriteMode};
 
 use oracle::{Oracle, Tally};
 
@@ -101,6 +101,9 @@ fn scenario_options(dir: &Path) -> L2Options {
     let mut o = L2Options::new(dir.join("l2.redb"));
     o.max_bytes = bytesize::ByteSize::kib(64);
     o.compression.enabled = false;
+    // The scenarios steer which record an insert evicts (the oldest) while reading it to see
+    // when it goes; under SIEVE those reads would keep it.
+    o.eviction = EvictionPolicy::Fifo;
     o
 }
 
