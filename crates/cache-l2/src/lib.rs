@@ -54,6 +54,7 @@ mod options;
 pub mod record;
 mod schema;
 mod store;
+mod synopsis;
 mod tables;
 mod writer;
 

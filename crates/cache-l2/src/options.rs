@@ -40,6 +40,10 @@ pub struct L2Options {
     /// What a put does when the store is full: `"evict"` (the default) or `"reject"`. See
     /// [`OnFull`].
     pub on_full: OnFull,
+    /// False-positive rate of the synopsis, the Bloom filter that lets gets of keys never
+    /// written skip the file (0 < r < 1). It takes about 1.44 × log2(1/r) bits per key,
+    /// sized at twice the records held (10 bits per key at the default). Default: 0.01.
+    pub synopsis_false_positive_rate: f64,
     /// Memory redb may use to cache pages of the file, in bytes. Default: 64 MiB.
     pub page_cache_bytes: ByteSize,
     /// Value compression. Default: zstd level 3 for values of at least 1 KiB that shrink by
@@ -113,6 +117,7 @@ impl Default for L2Options {
             max_bytes: ByteSize::gib(1),
             eviction: EvictionPolicy::default(),
             on_full: OnFull::default(),
+            synopsis_false_positive_rate: 0.01,
             page_cache_bytes: ByteSize::mib(64),
             compression: CompressionOptions::default(),
             write_mode: WriteMode::default(),
@@ -150,6 +155,13 @@ impl L2Options {
                     self.max_bytes,
                     ByteSize(MIN_MAX_BYTES)
                 ),
+            });
+        }
+        let fp = self.synopsis_false_positive_rate;
+        if !(fp > 0.0 && fp < 1.0) {
+            return Err(L2Error::InvalidOption {
+                field: "l2.synopsis_false_positive_rate",
+                reason: format!("{fp} is not in (0, 1)"),
             });
         }
         if usize::try_from(self.page_cache_bytes.as_u64()).is_err() {

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, RwLock};
 use redb::{
     AccessGuard, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, TableError,
+    ReadableTable, ReadableTableMetadata, TableError,
 };
 
 use crate::budget::{
@@ -24,6 +24,7 @@ use crate::schema::{
     BLOBS, CHUNK_LEN_KEY, FORMAT, FORMAT_KEY, GENERATIONS, LABELS, META, META_FOOTPRINT,
     META_LIVE_BYTES, META_NEXT_SEQ, OLDEST_STORE_FORMAT, ORDER, RECORDS, STORE_FORMAT,
 };
+use crate::synopsis::{Filter, Synopsis};
 use crate::tables::{Totals, read_chunks};
 use crate::writer::{self, Answer, Applied, Op, Request, WriterState};
 use crate::{CompressionOptions, KeyTooLong, L2Error, L2Options, Result, WriteMode};
@@ -90,6 +91,16 @@ pub struct L2Stats {
     /// [`L2Error::Full`], and [`WriteMode::Async`] inserts refused when their batch committed
     /// (they read as misses afterwards).
     pub rejected_writes: u64,
+    /// Gets (and [`Store::may_contain`] checks) the synopsis answered without reading the
+    /// file: the key was certainly absent.
+    pub negative_skips: u64,
+    /// Gets the synopsis let through that found no live record (the Bloom filter's false
+    /// positives, including keys deleted or evicted since it was built).
+    pub synopsis_false_positives: u64,
+    /// Times the synopsis was rebuilt after taking more keys than it was sized for.
+    pub synopsis_rebuilds: u64,
+    /// Memory of the synopsis, in bytes.
+    pub synopsis_bytes: u64,
     /// Writes queued and not yet committed, now.
     pub queued_writes: u64,
     /// Accounted bytes of live records now: namespace, key, entry (header, labels, metadata,
@@ -141,6 +152,9 @@ struct Counters {
     failed_writes: AtomicU64,
     lost_writes: AtomicU64,
     rejected_writes: AtomicU64,
+    negative_skips: AtomicU64,
+    synopsis_false_positives: AtomicU64,
+    synopsis_rebuilds: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -168,6 +182,8 @@ struct PendingWrite {
     id: u64,
     /// What a get returns meanwhile (if its generation is still current); `None` for a delete.
     entry: Option<Arc<Entry>>,
+    /// The key's synopsis hash (for a put: with the put's generation).
+    synopsis_hash: u64,
 }
 
 /// A record as read back: its value, metadata and labels.
@@ -238,11 +254,61 @@ pub(crate) struct Inner {
     pub(crate) on_full: OnFull,
     /// SIEVE's visited bits, set by gets (see [`crate::eviction`]).
     pub(crate) visited: VisitedBits,
+    /// Which keys may be present (see [`crate::synopsis`]).
+    pub(crate) synopsis: Synopsis,
 }
 
 impl Inner {
     pub(crate) fn key_hash(&self, namespace: &str, key: &[u8]) -> u64 {
         self.key_hasher.hash_one((namespace, key))
+    }
+
+    /// The synopsis hash of a key written in `generation` of its namespace.
+    pub(crate) fn synopsis_hash(&self, namespace: &str, generation: u64, key: &[u8]) -> u64 {
+        self.key_hasher.hash_one((namespace, generation, key))
+    }
+
+    /// Whether `(namespace, key)` may have a committed record of the namespace's current
+    /// generation `generation` (`false`: it certainly has none).
+    fn may_have_record(&self, namespace: &str, generation: u64, key: &[u8]) -> bool {
+        self.synopsis
+            .may_contain(self.synopsis_hash(namespace, generation, key))
+    }
+
+    /// Rebuilds the synopsis, sized for the records there are now (see [`crate::synopsis`]).
+    /// Runs on the writer thread while it is idle, so no commit happens meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::Storage`] if the snapshot cannot be read; the old filter stays.
+    pub(crate) fn rebuild_synopsis(&self) -> Result<()> {
+        let generations = self.generations.read().clone();
+        let records = order_len(&self.db)?;
+        {
+            let p = self.pending.lock();
+            let next = Filter::new(Filter::capacity_for(records), self.synopsis.fp());
+            for w in p.writes.values() {
+                next.insert(w.synopsis_hash);
+            }
+            self.synopsis.begin_rebuild(next);
+        }
+        let mut built = Ok(0);
+        self.synopsis.with_next(|next| {
+            built = committed_keys(&self.db, &generations, |ns, key, generation| {
+                next.insert(self.synopsis_hash(ns, generation, key));
+            });
+        });
+        match built {
+            Ok(items) => {
+                self.synopsis.finish_rebuild(items);
+                bump(&self.counters.synopsis_rebuilds, 1);
+                Ok(())
+            }
+            Err(e) => {
+                self.synopsis.abort_rebuild();
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn totals_mirror(&self, totals: Totals) {
@@ -357,6 +423,9 @@ impl Inner {
     /// Whether `(namespace, key)` has a committed record. Called under the pending lock, so no
     /// commit of the key can slip between this read and the caller's decision.
     fn has_record(&self, namespace: &str, key: &[u8]) -> Result<bool> {
+        if !self.may_have_record(namespace, self.generation(namespace), key) {
+            return Ok(false);
+        }
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECORDS)?;
         Ok(table.get((namespace, key))?.is_some())
@@ -454,6 +523,13 @@ impl Store {
     /// Wraps an opened, checked database and starts the writer thread.
     fn start(db: Database, options: &L2Options, state: Persisted) -> Result<Self> {
         let path = options.path.clone();
+        let key_hasher = RandomState::new();
+        let fp = options.synopsis_false_positive_rate;
+        let filter = Filter::new(Filter::capacity_for(order_len(&db)?), fp);
+        let items = committed_keys(&db, &state.generations, |ns, key, generation| {
+            filter.insert(key_hasher.hash_one((ns, generation, key)));
+        })?;
+        let synopsis = Synopsis::new(filter, items, fp);
         let sweeps = state
             .generations
             .iter()
@@ -483,10 +559,11 @@ impl Store {
             queue_room: Condvar::new(),
             queue_capacity: options.group_commit.queue_capacity,
             queue_max_bytes: options.group_commit.queue_max_bytes.as_u64(),
-            key_hasher: RandomState::new(),
+            key_hasher,
             counters: Counters::default(),
             on_full: options.on_full,
             visited: VisitedBits::for_budget(footprint_limit(options.max_bytes.as_u64())),
+            synopsis,
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let group = options.group_commit;
@@ -552,6 +629,11 @@ impl Store {
                 return Ok(entry);
             }
         }
+        if !inner.may_have_record(namespace, generation, key) {
+            bump(&inner.counters.misses, 1);
+            bump(&inner.counters.negative_skips, 1);
+            return Ok(None);
+        }
         match read_entry(&inner.db, namespace, key)? {
             Read::Found(entry, seq) if entry.generation >= generation => {
                 bump(&inner.counters.hits, 1);
@@ -560,6 +642,7 @@ impl Store {
             }
             Read::Found(..) | Read::Absent => {
                 bump(&inner.counters.misses, 1);
+                bump(&inner.counters.synopsis_false_positives, 1);
                 Ok(None)
             }
             Read::Corrupt => {
@@ -575,6 +658,26 @@ impl Store {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether `(namespace, key)` may have a record: `false` means it certainly has none
+    /// (never written, or written before its namespace's last flush, or deleted while queued);
+    /// `true` means a get may find one. Reads no record: it asks the queue and the synopsis
+    /// (a Bloom filter), so deleted and evicted keys can still answer `true`.
+    pub fn may_contain(&self, namespace: &str, key: &[u8]) -> bool {
+        let inner = &*self.inner;
+        let generation = inner.generation(namespace);
+        if inner.pending_len.load(Ordering::Acquire) > 0 {
+            let p = inner.pending.lock();
+            if let Some(w) = p.writes.get(&pending_key(namespace, key)) {
+                return w.entry.as_ref().is_some_and(|e| e.generation >= generation);
+            }
+        }
+        let maybe = inner.may_have_record(namespace, generation, key);
+        if !maybe {
+            bump(&inner.counters.negative_skips, 1);
+        }
+        maybe
     }
 
     /// Stores `value` under `(namespace, key)`, replacing any record, compressing it if the
@@ -848,10 +951,31 @@ impl Store {
                     // newer write of the key is queued (that one stands).
                     p.writes
                         .entry(pending_key(ns, key))
-                        .or_insert(PendingWrite { id, entry: None });
+                        .or_insert(PendingWrite {
+                            id,
+                            entry: None,
+                            synopsis_hash: 0,
+                        });
                 }
-                (_, Some((pk, ..))) => {
-                    p.writes.insert(pk, PendingWrite { id, entry: pending });
+                (op, Some((pk, _, ns, key))) => {
+                    let generation = match op {
+                        Op::Put { generation, .. } => *generation,
+                        _ => inner.generation(ns),
+                    };
+                    let synopsis_hash = inner.synopsis_hash(ns, generation, key);
+                    if matches!(op, Op::Put { .. }) {
+                        // Before the put is queued, so no reader or async put that could see
+                        // its record finds the synopsis without it.
+                        inner.synopsis.insert(synopsis_hash);
+                    }
+                    p.writes.insert(
+                        pk,
+                        PendingWrite {
+                            id,
+                            entry: pending,
+                            synopsis_hash,
+                        },
+                    );
                 }
                 (_, None) => {}
             }
@@ -909,6 +1033,10 @@ impl Store {
             failed_writes: load(&c.failed_writes),
             lost_writes: load(&c.lost_writes),
             rejected_writes: load(&c.rejected_writes),
+            negative_skips: load(&c.negative_skips),
+            synopsis_false_positives: load(&c.synopsis_false_positives),
+            synopsis_rebuilds: load(&c.synopsis_rebuilds),
+            synopsis_bytes: inner.synopsis.bytes() as u64,
             queued_writes: inner.queued.lock().ops as u64,
             live_bytes: load(&inner.live_bytes),
             footprint_bytes: load(&inner.footprint),
@@ -954,6 +1082,11 @@ impl Store {
                 continue;
             };
             let seq = view.header.seq;
+            let generation = inner.generation(ns);
+            assert!(
+                view.header.generation < generation || inner.may_have_record(ns, generation, key),
+                "record {seq} is live but missing from the synopsis"
+            );
             assert!(
                 seq < w.next_seq,
                 "record seq {seq} not below next_seq {}",
@@ -1269,4 +1402,39 @@ fn init_or_check(db: &Database, path: &Path) -> Result<Persisted> {
         next_seq,
         generations,
     })
+}
+
+/// Rows of the order table: about the number of records (stale rows included).
+fn order_len(db: &Database) -> Result<usize> {
+    let txn = db.begin_read()?;
+    match txn.open_table(ORDER) {
+        Ok(t) => Ok(usize::try_from(t.len()?).unwrap_or(usize::MAX)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Calls `f` with every `(namespace, key)` in the order table and its namespace's generation in
+/// `generations` (0 if absent), and returns how many: the keys the synopsis starts from. The
+/// order table holds a row for every record (stale rows only add false positives) and no
+/// record bodies.
+fn committed_keys(
+    db: &Database,
+    generations: &HashMap<String, u64>,
+    mut f: impl FnMut(&str, &[u8], u64),
+) -> Result<usize> {
+    let txn = db.begin_read()?;
+    let order = match txn.open_table(ORDER) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut n = 0;
+    for row in order.iter()? {
+        let (_, k) = row?;
+        let (ns, key) = k.value();
+        f(ns, key, generations.get(ns).copied().unwrap_or(0));
+        n += 1;
+    }
+    Ok(n)
 }

@@ -232,12 +232,18 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
         .as_u64()
         .min(options.queue_max_bytes.as_u64());
     let max_transient = transient_limit(inner.max_bytes);
+    // A rebuild that failed is retried only after the next commit, not in a busy loop.
+    let mut rebuild_failed = false;
     loop {
         let first = match rx.try_recv() {
             Ok(r) => r,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
                 if sweep_step(inner) {
+                    continue;
+                }
+                if !rebuild_failed && inner.synopsis.saturated() {
+                    rebuild_failed = inner.rebuild_synopsis().is_err();
                     continue;
                 }
                 match rx.recv() {
@@ -269,6 +275,7 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
             batch.push(next);
         }
         commit_batch(inner, batch);
+        rebuild_failed = false;
     }
 }
 
