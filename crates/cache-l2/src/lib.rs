@@ -15,6 +15,9 @@
 //!   record is charged an upper bound of the redb pages it occupies, and a put that needs room
 //!   evicts records by SIEVE (or FIFO, or is refused: [`EvictionPolicy`], [`OnFull`]); see
 //!   [`L2Stats::footprint_bytes`].
+//! - **Cheap misses.** A Bloom filter over the keys the store may hold (the synopsis) answers
+//!   gets of keys never written without reading the file ([`L2Stats::negative_skips`],
+//!   [`Store::may_contain`]); it never hides a record.
 //! - **Labels and namespace flushes.** [`Store::invalidate_labels`] removes every record of a
 //!   namespace carrying a label (a durable index, so it reaches records written before a
 //!   restart); [`Store::invalidate_namespace`] kills every record of a namespace in O(1) by
