@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-/// Which records make room when the store is full (see the [module docs](self)).
+/// Which records make room when the store is full. SIEVE (Zhang et al., NSDI 2024) walks
+/// insertion order with a hand and keeps records read since it last passed them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EvictionPolicy {
