@@ -17,6 +17,8 @@
 //! along), then adds every committed key from a snapshot taken after that, and only then
 //! replaces the filter readers use.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use fastbloom::AtomicBloomFilter;
 use parking_lot::RwLock;
 
@@ -67,7 +69,7 @@ pub(crate) struct Synopsis {
     /// into it as well.
     next: RwLock<Option<Filter>>,
     /// Keys inserted into `current` since it was built.
-    inserted: std::sync::atomic::AtomicUsize,
+    inserted: AtomicUsize,
     fp: f64,
 }
 
@@ -77,7 +79,7 @@ impl Synopsis {
         Self {
             current: RwLock::new(filter),
             next: RwLock::new(None),
-            inserted: std::sync::atomic::AtomicUsize::new(items),
+            inserted: AtomicUsize::new(items),
             fp,
         }
     }
@@ -93,8 +95,7 @@ impl Synopsis {
         if let Some(next) = &*self.next.read() {
             next.insert(hash);
         }
-        self.inserted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inserted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the key hash may be present (`false`: it certainly is not).
@@ -104,7 +105,7 @@ impl Synopsis {
 
     /// Whether the filter has taken more keys than it was sized for.
     pub(crate) fn saturated(&self) -> bool {
-        self.inserted.load(std::sync::atomic::Ordering::Relaxed) > self.current.read().capacity
+        self.inserted.load(Ordering::Relaxed) > self.current.read().capacity
     }
 
     /// Starts a rebuild: `next` receives every insert from now on. Call under the pending lock.
@@ -128,8 +129,7 @@ impl Synopsis {
     pub(crate) fn finish_rebuild(&self, items: usize) {
         if let Some(next) = self.next.write().take() {
             *self.current.write() = next;
-            self.inserted
-                .store(items, std::sync::atomic::Ordering::Relaxed);
+            self.inserted.store(items, Ordering::Relaxed);
         }
     }
 
