@@ -69,6 +69,10 @@ pub struct L2Stats {
     pub deletes: u64,
     /// Records removed by [`Store::invalidate_labels`].
     pub label_invalidations: u64,
+    /// Records removed by [`Store::invalidate_prefix`].
+    pub prefix_invalidations: u64,
+    /// Records removed by [`Store::clear`].
+    pub cleared: u64,
     /// Namespace flushes ([`Store::invalidate_namespace`]).
     pub namespace_flushes: u64,
     /// Dead records (written before their namespace's last flush) removed by the background
@@ -144,6 +148,8 @@ struct Counters {
     evictions: AtomicU64,
     deletes: AtomicU64,
     label_invalidations: AtomicU64,
+    prefix_invalidations: AtomicU64,
+    cleared: AtomicU64,
     namespace_flushes: AtomicU64,
     swept: AtomicU64,
     commits: AtomicU64,
@@ -382,8 +388,8 @@ impl Inner {
         bump(&c.batched_writes, batch.len() as u64);
         for (a, r) in applied.iter().zip(batch) {
             bump(&c.evictions, a.evicted);
-            bump(&c.label_invalidations, a.removed);
             match &r.op {
+                Op::InvalidateLabels { .. } => bump(&c.label_invalidations, a.removed),
                 Op::Put { .. } if a.rejected => bump(&c.rejected_writes, 1),
                 Op::Put { saved, .. } => {
                     bump(&c.insertions, 1);
@@ -394,7 +400,9 @@ impl Inner {
                 }
                 Op::Delete { .. } => bump(&c.deletes, u64::from(a.found)),
                 Op::BumpGeneration { .. } => bump(&c.namespace_flushes, 1),
-                Op::DeleteIfCorrupt { .. } | Op::InvalidateLabels { .. } | Op::Flush => {}
+                Op::InvalidatePrefix { .. } => bump(&c.prefix_invalidations, a.removed),
+                Op::Clear => bump(&c.cleared, a.removed),
+                Op::DeleteIfCorrupt { .. } | Op::Flush => {}
             }
         }
     }
@@ -815,7 +823,7 @@ impl Store {
         }
         let async_mode = inner.write_mode == WriteMode::Async;
         let waited = self.enqueue(op, Some(Arc::new(pending)), async_mode, true)?;
-        if waited.is_some_and(|a| a.rejected) {
+        if waited.as_ref().is_some_and(|a| a.rejected) {
             return Err(L2Error::Full {
                 needed: footprint,
                 limit,
@@ -846,6 +854,89 @@ impl Store {
         };
         let applied = self.enqueue(op, None, false, true)?;
         Ok(applied.map_or(0, |a| a.removed))
+    }
+
+    /// As [`Store::invalidate_labels`], returning the keys of the records it removed (for
+    /// callers that cascade, or keep other tiers in step).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::invalidate_labels`].
+    pub fn invalidate_labels_keys(
+        &self,
+        namespace: &str,
+        labels: &[&[u8]],
+    ) -> Result<Vec<Box<[u8]>>> {
+        check_key(namespace, b"")?;
+        let labels = distinct(labels);
+        check_sections(&[], &labels)?;
+        let op = Op::InvalidateLabels {
+            ns: namespace.into(),
+            labels: labels.iter().map(|l| Box::from(*l)).collect(),
+        };
+        let applied = self.enqueue(op, None, false, true)?;
+        Ok(applied.map(|a| a.removed_keys).unwrap_or_default())
+    }
+
+    /// Removes every record of `namespace` whose key starts with `prefix` (committed or queued
+    /// before the call); returns their keys. Durable when it returns. Costs one ordered scan of
+    /// the namespace's keys from `prefix` on.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::KeyTooLong`] for a namespace or prefix over its limit;
+    /// [`L2Error::WriteFailed`] if the commit failed (nothing is removed then).
+    pub fn invalidate_prefix(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<Box<[u8]>>> {
+        check_key(namespace, prefix)?;
+        let op = Op::InvalidatePrefix {
+            ns: namespace.into(),
+            prefix: prefix.into(),
+        };
+        let applied = self.enqueue(op, None, false, true)?;
+        Ok(applied.map(|a| a.removed_keys).unwrap_or_default())
+    }
+
+    /// Removes every record (committed or queued before the call); returns how many committed
+    /// records there were. Namespace generations are kept. Durable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::WriteFailed`] if the commit failed (nothing is removed then).
+    pub fn clear(&self) -> Result<u64> {
+        let applied = self.enqueue(Op::Clear, None, false, true)?;
+        Ok(applied.map_or(0, |a| a.removed))
+    }
+
+    /// The current generation of `namespace`: 0 until its first
+    /// [`Store::invalidate_namespace`], then one more per flush. Durable across restarts.
+    pub fn generation(&self, namespace: &str) -> u64 {
+        self.inner.generation(namespace)
+    }
+
+    /// Every namespace that has a committed record or has been flushed, in order. One seek per
+    /// namespace.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::Storage`] if redb fails to read.
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        let txn = self.inner.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let mut out: std::collections::BTreeSet<String> =
+            self.inner.generations.read().keys().cloned().collect();
+        let mut from = String::new();
+        loop {
+            let Some(row) = records.range((from.as_str(), &b""[..])..)?.next() else {
+                break;
+            };
+            let (k, _) = row?;
+            let ns = k.value().0.to_owned();
+            // Every key of `ns` sorts before `(ns + "\0", _)`, and every later namespace at or
+            // after it.
+            from = format!("{ns}\0");
+            out.insert(ns);
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Flushes `namespace` in O(1): bumps its generation, durably, so every record written
@@ -927,7 +1018,9 @@ impl Store {
                 }
                 Op::DeleteIfCorrupt { .. }
                 | Op::InvalidateLabels { .. }
+                | Op::InvalidatePrefix { .. }
                 | Op::BumpGeneration { .. }
+                | Op::Clear
                 | Op::Flush => None,
             };
             let (mut wait, mut durable) = (wait, false);
@@ -1025,6 +1118,8 @@ impl Store {
             evictions: load(&c.evictions),
             deletes: load(&c.deletes),
             label_invalidations: load(&c.label_invalidations),
+            prefix_invalidations: load(&c.prefix_invalidations),
+            cleared: load(&c.cleared),
             namespace_flushes: load(&c.namespace_flushes),
             swept: load(&c.swept),
             commits: load(&c.commits),

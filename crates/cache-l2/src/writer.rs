@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use redb::{Durability, ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::budget::{PAGE, footprint_limit, label_footprint, transient_limit};
 use crate::eviction::{EvictionPolicy, Hand, OnFull};
@@ -72,8 +72,12 @@ pub(crate) enum Op {
         ns: Box<str>,
         labels: Vec<Box<[u8]>>,
     },
+    /// Remove every record of `ns` whose key starts with `prefix`.
+    InvalidatePrefix { ns: Box<str>, prefix: Box<[u8]> },
     /// Start a new generation of `ns`: every record written before is dead.
     BumpGeneration { ns: Box<str> },
+    /// Remove every record.
+    Clear,
     /// Make everything before it durable.
     Flush,
 }
@@ -84,7 +88,11 @@ impl Op {
             Self::Put { ns, key, .. }
             | Self::Delete { ns, key }
             | Self::DeleteIfCorrupt { ns, key } => Some((ns, key)),
-            Self::InvalidateLabels { .. } | Self::BumpGeneration { .. } | Self::Flush => None,
+            Self::InvalidateLabels { .. }
+            | Self::InvalidatePrefix { .. }
+            | Self::BumpGeneration { .. }
+            | Self::Clear
+            | Self::Flush => None,
         }
     }
 
@@ -111,21 +119,25 @@ impl Op {
             self,
             Self::Delete { .. }
                 | Self::InvalidateLabels { .. }
+                | Self::InvalidatePrefix { .. }
                 | Self::BumpGeneration { .. }
+                | Self::Clear
                 | Self::Flush
         )
     }
 }
 
 /// What applying one request did, as told to its waiter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Applied {
     /// A put replaced a record, or a delete removed one.
     pub(crate) found: bool,
     /// Records evicted to make room for this put.
     pub(crate) evicted: u64,
-    /// Records a label invalidation removed.
+    /// Records a label or prefix invalidation or a clear removed.
     pub(crate) removed: u64,
+    /// The keys of the records a label or prefix invalidation removed.
+    pub(crate) removed_keys: Vec<Box<[u8]>>,
     /// The namespace's new generation, after a bump.
     pub(crate) generation: u64,
     /// The commit was durable.
@@ -392,7 +404,19 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                     }
                 }
                 Op::InvalidateLabels { ns, labels } => {
-                    a.removed = invalidate_labels(&mut t, ns, labels, &mut totals)?;
+                    a.removed_keys = invalidate_labels(&mut t, ns, labels, &mut totals)?;
+                    a.removed = a.removed_keys.len() as u64;
+                }
+                Op::InvalidatePrefix { ns, prefix } => {
+                    a.removed_keys = invalidate_prefix(&mut t, ns, prefix, &mut totals)?;
+                    a.removed = a.removed_keys.len() as u64;
+                }
+                Op::Clear => {
+                    a.removed = t.records.len()?;
+                    drop(t);
+                    t = clear_tables(&txn)?;
+                    totals.live = 0;
+                    totals.footprint = 0;
                 }
                 Op::BumpGeneration { ns } => {
                     let g = t.generation(ns)? + 1;
@@ -491,15 +515,46 @@ fn apply_put(
     Ok(a)
 }
 
+/// Deletes the record tables and opens them again, empty. Generations stay.
+fn clear_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>> {
+    txn.delete_table(crate::schema::RECORDS)?;
+    txn.delete_table(crate::schema::BLOBS)?;
+    txn.delete_table(crate::schema::ORDER)?;
+    txn.delete_multimap_table(crate::schema::LABELS)?;
+    Tables::open(txn)
+}
+
+/// Removes every record of `ns` whose key starts with `prefix`; returns their keys.
+fn invalidate_prefix(
+    t: &mut Tables<'_>,
+    ns: &str,
+    prefix: &[u8],
+    totals: &mut Totals,
+) -> Result<Vec<Box<[u8]>>> {
+    let mut keys = Vec::new();
+    for row in t.records.range((ns, prefix)..)? {
+        let (k, _) = row?;
+        let (row_ns, key) = k.value();
+        if row_ns != ns || !key.starts_with(prefix) {
+            break;
+        }
+        keys.push(Box::<[u8]>::from(key));
+    }
+    for key in &keys {
+        t.remove(ns, key, totals, |_| true)?;
+    }
+    Ok(keys)
+}
+
 /// Removes every record of `ns` carrying one of `labels`, with the labels' index rows; returns
-/// how many records it removed.
+/// the keys of the records it removed.
 fn invalidate_labels(
     t: &mut Tables<'_>,
     ns: &str,
     labels: &[Box<[u8]>],
     totals: &mut Totals,
-) -> Result<u64> {
-    let mut count = 0;
+) -> Result<Vec<Box<[u8]>>> {
+    let mut removed = Vec::new();
     for label in labels {
         let keys: Vec<Vec<u8>> = t
             .labels
@@ -518,11 +573,11 @@ fn invalidate_labels(
                 record::verify_entry(ns, &key, e).map_or(true, |v| v.labels().contains(&&**label))
             };
             if t.remove(ns, &key, totals, carries)? {
-                count += 1;
+                removed.push(key.into_boxed_slice());
             }
         }
     }
-    Ok(count)
+    Ok(removed)
 }
 
 /// Records of an older generation removed per sweep commit.

@@ -1,7 +1,8 @@
 //! Guards labels, namespace generations and the format migration: label invalidation finds
 //! records written before a restart; a namespace flush hides everything written before it at
 //! once (queued writes included), survives a restart, and its dead records are swept; limits
-//! give typed errors; a store of format 1 (version-1 records) opens, reads and migrates.
+//! give typed errors; a store of format 1 (version-1 records) opens, reads and migrates; prefix
+//! invalidation and clear remove exactly what they name, durably.
 
 use std::time::{Duration, Instant};
 
@@ -195,5 +196,90 @@ fn a_format_1_store_opens_reads_and_migrates() {
     );
     assert_eq!(store.get("ns", b"b").unwrap().as_deref(), Some(&big[..]));
     assert_eq!(store.invalidate_labels("ns", &[b"t"]).unwrap(), 1);
+    store.validate().unwrap();
+}
+
+#[test]
+fn prefix_invalidation_removes_exactly_the_keys_with_the_prefix_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&options(&dir)).unwrap();
+        for key in [&b"user:1"[..], b"user:2", b"user", b"usex", b"team:1", b""] {
+            store.put("app", key, &[7; 3000]).unwrap();
+        }
+        // The same prefix in a neighbouring namespace stays.
+        store.put("app2", b"user:1", b"x").unwrap();
+        store.put("ap", b"puser:1", b"x").unwrap();
+    }
+    let store = Store::open(&options(&dir)).unwrap();
+    // Queued writes before the call are covered too.
+    store.put("app", b"user:3", b"new").unwrap();
+    let mut removed = store.invalidate_prefix("app", b"user:").unwrap();
+    removed.sort();
+    let expected: Vec<Box<[u8]>> = vec![
+        b"user:1"[..].into(),
+        b"user:2"[..].into(),
+        b"user:3"[..].into(),
+    ];
+    assert_eq!(removed, expected);
+    for key in [&b"user"[..], b"usex", b"team:1", b""] {
+        assert!(store.get("app", key).unwrap().is_some(), "{key:?}");
+    }
+    assert!(store.get("app2", b"user:1").unwrap().is_some());
+    assert!(store.get("ap", b"puser:1").unwrap().is_some());
+    assert_eq!(store.stats().prefix_invalidations, 3);
+    // The empty prefix takes the whole namespace.
+    assert_eq!(store.invalidate_prefix("app", b"").unwrap().len(), 4);
+    store.validate().unwrap();
+}
+
+#[test]
+fn label_invalidation_reports_the_keys_it_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&options(&dir)).unwrap();
+    store.put_with("q", b"a", b"1", b"", &[b"t1"]).unwrap();
+    store
+        .put_with("q", b"b", b"2", b"", &[b"t1", b"t2"])
+        .unwrap();
+    store.put_with("q", b"c", b"3", b"", &[b"t2"]).unwrap();
+    store.put_with("q", b"d", b"4", b"", &[b"t3"]).unwrap();
+    let mut keys = store.invalidate_labels_keys("q", &[b"t1", b"t2"]).unwrap();
+    keys.sort();
+    let expected: Vec<Box<[u8]>> = vec![b"a"[..].into(), b"b"[..].into(), b"c"[..].into()];
+    assert_eq!(keys, expected);
+    assert!(store.get("q", b"d").unwrap().is_some());
+}
+
+#[test]
+fn clear_empties_the_store_durably_and_namespaces_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&options(&dir)).unwrap();
+        for i in 0..50u32 {
+            store
+                .put_with(
+                    if i % 2 == 0 { "a" } else { "b" },
+                    &i.to_le_bytes(),
+                    &[1; 20_000],
+                    b"",
+                    &[b"l"],
+                )
+                .unwrap();
+        }
+        store.invalidate_namespace("flushed").unwrap();
+        assert_eq!(store.namespaces().unwrap(), ["a", "b", "flushed"]);
+        assert_eq!(store.clear().unwrap(), 50);
+        assert_eq!(store.stats().live_bytes, 0);
+        assert_eq!(store.get("a", &0u32.to_le_bytes()).unwrap(), None);
+        store.validate().unwrap();
+        // The store takes writes again after a clear.
+        store.put("c", b"k", b"v").unwrap();
+    }
+    let store = Store::open(&options(&dir)).unwrap();
+    assert_eq!(store.get("a", &0u32.to_le_bytes()).unwrap(), None);
+    assert_eq!(store.get("c", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(store.invalidate_labels("a", &[b"l"]).unwrap(), 0);
+    assert_eq!(store.namespaces().unwrap(), ["c", "flushed"]);
+    assert_eq!(store.generation("flushed"), 1);
     store.validate().unwrap();
 }
