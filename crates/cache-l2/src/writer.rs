@@ -405,11 +405,9 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                 }
                 Op::InvalidateLabels { ns, labels } => {
                     a.removed_keys = invalidate_labels(&mut t, ns, labels, &mut totals)?;
-                    a.removed = a.removed_keys.len() as u64;
                 }
                 Op::InvalidatePrefix { ns, prefix } => {
                     a.removed_keys = invalidate_prefix(&mut t, ns, prefix, &mut totals)?;
-                    a.removed = a.removed_keys.len() as u64;
                 }
                 Op::Clear => {
                     a.removed = t.records.len()?;
@@ -426,6 +424,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                 }
                 Op::Flush => {}
             }
+            a.removed = a.removed.max(a.removed_keys.len() as u64);
             applied.push(a);
         }
         drop(t);
