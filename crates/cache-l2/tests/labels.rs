@@ -260,7 +260,7 @@ fn clear_empties_the_store_durably_and_namespaces_are_listed() {
                 .put_with(
                     if i % 2 == 0 { "a" } else { "b" },
                     &i.to_le_bytes(),
-                    &[1; 20_000],
+                    &vec![1; 20_000],
                     b"",
                     &[b"l"],
                 )
