@@ -136,7 +136,7 @@ impl Target for TieredTarget {
             );
             return Ok(match hit.tier {
                 Tier::L1 => Outcome::L1Hit,
-                Tier::L2 => Outcome::L2Hit,
+                _ => Outcome::L2Hit,
             });
         }
         match self.cache.put(NAMESPACE, &k, self.values.value(key, size)) {
@@ -144,6 +144,7 @@ impl Target for TieredTarget {
             Err(CoreError::L2(cache_l2_error)) if is_too_large(&cache_l2_error) => {
                 Ok(Outcome::Uncacheable)
             }
+            Err(CoreError::BlobTooLarge { .. }) => Ok(Outcome::Uncacheable),
             Err(e) => Err(e.into()),
         }
     }

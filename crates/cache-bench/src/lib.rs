@@ -192,8 +192,9 @@ fn engine_config(
             shards: c.shards,
             policy: c.policy,
             max_entry_fraction: None,
+            ..L1Config::default()
         },
-        l2: None,
+        ..Config::default()
     };
     if let Some(max_bytes) = c.l2_max_bytes {
         let dir = match &c.l2_dir {

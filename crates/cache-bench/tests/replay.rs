@@ -123,6 +123,7 @@ fn l1_bytes_never_exceed_the_budget_during_a_replay() {
             dir.path().join("l2.redb"),
             64 << 20,
         )),
+        ..Config::default()
     };
     let target = TieredTarget::new(TieredCache::open(&config).unwrap(), Values::new(1 << 20, 7));
     let mut max = 0;

@@ -35,10 +35,79 @@ pub struct Config {
     pub l1: L1Config,
     /// The durable tier; `None` (no `[l2]` table) runs L1 alone. Default: `None`.
     pub l2: Option<L2Options>,
+    /// Limits on what a put may carry and on namespaces.
+    pub limits: Limits,
+    /// How L2 hits are promoted into L1.
+    pub promotion: PromotionConfig,
+}
+
+/// Limits on puts and namespaces; a put over one gets a typed error and changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The most namespaces the cache knows at once (those with entries in L2 at open, plus
+    /// those put since). A put to a new namespace past it gets
+    /// [`crate::Error::TooManyNamespaces`]. Default: 1024.
+    pub max_namespaces: usize,
+    /// The largest value, in bytes (a put's policy may lower it). Default: 64 MiB.
+    pub max_blob_bytes: ByteSize,
+    /// The most content metadata pairs per entry. Default: 64.
+    pub max_metadata_keys: u64,
+    /// The largest encoded metadata section per entry (content metadata, validators, policy),
+    /// in bytes. Default: 16 KiB; at most 64 KiB (L2's section limit).
+    pub max_metadata_bytes: ByteSize,
+    /// The most tags plus dependencies per entry (each at most 1,023 bytes). Default: 64.
+    pub max_labels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_namespaces: 1024,
+            max_blob_bytes: ByteSize::mib(64),
+            max_metadata_keys: 64,
+            max_metadata_bytes: ByteSize::kib(16),
+            max_labels: 64,
+        }
+    }
+}
+
+/// How L2 hits reach L1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromotionMode {
+    /// The reading thread installs the entry before `get` returns.
+    #[default]
+    Inline,
+    /// `get` returns at once and queues the entry for the promotion pool.
+    Async,
+}
+
+/// The promotion pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromotionConfig {
+    /// `"inline"` (default) or `"async"`.
+    pub mode: PromotionMode,
+    /// Worker threads of the async pool. Default: 2.
+    pub workers: usize,
+    /// Promotions the async pool's queue holds; when full, further ones are dropped (counted
+    /// in `promotions_dropped`). Default: 1024.
+    pub queue_capacity: usize,
+}
+
+impl Default for PromotionConfig {
+    fn default() -> Self {
+        Self {
+            mode: PromotionMode::Inline,
+            workers: 2,
+            queue_capacity: 1024,
+        }
+    }
 }
 
 /// The in-memory tier: a sharded SIEVE-family cache with a byte budget (or an entry count).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L1Config {
     /// Byte budget: the sum over resident entries of namespace + key + value length + a fixed
@@ -60,6 +129,23 @@ pub struct L1Config {
     /// kept in L1 (counted in `l1_rejections`; with an L2 they are still served from there).
     /// Default: 0.25.
     pub max_entry_fraction: Option<f64>,
+    /// Under [`crate::Admission::Auto`] (the default admission), a put offers its value to L1
+    /// only if it is at most this many bytes; larger values go to L2 and enter L1 when an L2
+    /// hit promotes them. Default: 1 MiB.
+    pub auto_admit_max_bytes: ByteSize,
+}
+
+impl Default for L1Config {
+    fn default() -> Self {
+        Self {
+            max_bytes: None,
+            max_entries: None,
+            shards: None,
+            policy: L1Policy::default(),
+            max_entry_fraction: None,
+            auto_admit_max_bytes: ByteSize::mib(1),
+        }
+    }
 }
 
 /// The L1 eviction policy, as the config names it. See [`cache_l1::Policy`].
@@ -192,6 +278,49 @@ impl Config {
         }
         if let Some(l2) = &self.l2 {
             l2.validate().map_err(ConfigError::L2)?;
+        }
+        self.validate_limits()?;
+        if self.promotion.workers == 0 || self.promotion.workers > 256 {
+            return Err(ConfigError::Invalid {
+                field: "promotion.workers",
+                reason: format!("{} is not in 1..=256", self.promotion.workers),
+            });
+        }
+        if self.promotion.queue_capacity == 0 {
+            return Err(ConfigError::Invalid {
+                field: "promotion.queue_capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_namespaces == 0 {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_namespaces",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if l.max_blob_bytes.as_u64() > cache_l2::record::MAX_VALUE_LEN {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_blob_bytes",
+                reason: format!("at most {} bytes", cache_l2::record::MAX_VALUE_LEN),
+            });
+        }
+        if l.max_metadata_bytes.as_u64() > cache_l2::record::MAX_META_LEN as u64 {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_metadata_bytes",
+                reason: format!("at most {} bytes", cache_l2::record::MAX_META_LEN),
+            });
+        }
+        // 64 labels of 1,024 bytes each fill L2's 64 KiB label section.
+        if l.max_labels > 64 {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_labels",
+                reason: "at most 64 (L2's label section holds 64 of the longest)".into(),
+            });
         }
         Ok(())
     }

@@ -53,4 +53,58 @@ pub enum Error {
     /// The L2 tier failed (I/O, a file it refuses, a record it cannot hold).
     #[error(transparent)]
     L2(#[from] cache_l2::L2Error),
+    /// The value is larger than allowed (`limits.max_blob_bytes` or the put's policy).
+    #[error("value of {size} bytes is over the limit of {max} bytes")]
+    BlobTooLarge {
+        /// The value's size, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
+    /// Metadata over a limit: content metadata pairs or bytes, tags and dependencies, or the
+    /// length of one.
+    #[error("{what}: {size} is over the limit of {max}")]
+    MetadataTooLarge {
+        /// What is over.
+        what: &'static str,
+        /// Its count or size (bytes).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A put to a new namespace when `limits.max_namespaces` are known already.
+    #[error("too many namespaces: the limit is {limit}")]
+    TooManyNamespaces {
+        /// The limit.
+        limit: usize,
+    },
+    /// A CAS put whose version is not greater than the stored entry's.
+    #[error("version {attempted} is not greater than the stored version {existing}")]
+    VersionMismatch {
+        /// The stored entry's version.
+        existing: u64,
+        /// The put's version.
+        attempted: u64,
+    },
+    /// A policy field that cannot be honoured (a TTL of 0, an expiry in the past).
+    #[error("invalid policy field `{field}`: {reason}")]
+    InvalidPolicy {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// An input file of [`crate::Put::validate_file`] could not be fingerprinted.
+    #[error("cannot fingerprint input file {path}: {source}")]
+    Validator {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// [`crate::TieredCache::get_or_load`]: the loader (this caller's, or the one it waited
+    /// for) failed or panicked, or its value could not be stored. Shared by every waiter.
+    #[error("loading failed: {0}")]
+    Load(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }

@@ -11,6 +11,11 @@ pub enum HookPoint {
     AfterL2Write,
     /// In `get`, after an L2 read found a value, before it is promoted into L1.
     AfterL2Read,
+    /// Where a promotion (inline, or on a pool worker) is about to check its guards and
+    /// install into L1.
+    BeforePromotionInstall,
+    /// In `get_or_load`, when a caller has joined another caller's load and is about to wait.
+    JoinedLoad,
 }
 
 /// A test hook: called with the point, the namespace and the key.

@@ -27,6 +27,11 @@ impl CacheKey {
         &self.bytes[..self.ns_len as usize]
     }
 
+    /// The namespace as text (it was a `&str` when the key was made).
+    pub(crate) fn namespace_str(&self) -> &str {
+        std::str::from_utf8(self.namespace()).unwrap_or_default()
+    }
+
     pub(crate) fn key(&self) -> &[u8] {
         &self.bytes[self.ns_len as usize..]
     }

@@ -29,23 +29,31 @@
 
 mod cache;
 mod config;
+mod entry;
 mod error;
+mod flight;
 mod hooks;
 mod key;
 mod locks;
+mod namespaces;
+mod policy;
+mod promotion;
 mod stats;
 
-pub use cache::{Hit, L1_ENTRY_OVERHEAD, Tier, TieredCache};
-pub use cache_l1::L1Stats;
+pub use cache::{Hit, L1_ENTRY_OVERHEAD, Presence, Tier, TieredCache};
+pub use cache_l1::{Clock, L1Stats, ManualClock, SystemClock};
 pub use cache_l2::{
     CompressionOptions, KeyTooLong, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
 };
 pub use config::{
-    ASSUMED_MEAN_ENTRY_BYTES, Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config, L1Policy,
+    ASSUMED_MEAN_ENTRY_BYTES, Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config, L1Policy, Limits,
+    PromotionConfig, PromotionMode,
 };
+pub use entry::EntryInfo;
 pub use error::{ConfigError, Error};
 #[cfg(feature = "test-hooks")]
 pub use hooks::{Hook, HookPoint};
+pub use policy::{Admission, Cascade, ExtendedPolicy, Policy, Put};
 pub use stats::CacheStats;
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

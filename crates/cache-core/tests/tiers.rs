@@ -58,9 +58,9 @@ fn invalidation_reaches_both_tiers_and_survives_restart() {
             cache.put("ns", &key(i), "v").unwrap();
         }
         // Key 0 is in L2 only, key 4 in both.
-        assert!(cache.invalidate_key("ns", &key(0)).unwrap());
-        assert!(cache.invalidate_key("ns", &key(4)).unwrap());
-        assert!(!cache.invalidate_key("ns", &key(77)).unwrap());
+        assert_eq!(cache.invalidate_key("ns", &key(0)).unwrap(), 1);
+        assert_eq!(cache.invalidate_key("ns", &key(4)).unwrap(), 1);
+        assert_eq!(cache.invalidate_key("ns", &key(77)).unwrap(), 0);
         assert_eq!(cache.get("ns", &key(0)).unwrap(), None);
         assert_eq!(cache.get("ns", &key(4)).unwrap(), None);
         assert_eq!(cache.stats().invalidations, 2);

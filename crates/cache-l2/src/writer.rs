@@ -523,7 +523,8 @@ fn clear_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>> {
     Tables::open(txn)
 }
 
-/// Removes every record of `ns` whose key starts with `prefix`; returns their keys.
+/// Removes every record of `ns` whose key starts with `prefix`; returns the keys of those of the
+/// current generation (records a namespace flush killed are removed, not reported).
 fn invalidate_prefix(
     t: &mut Tables<'_>,
     ns: &str,
@@ -539,20 +540,32 @@ fn invalidate_prefix(
         }
         keys.push(Box::<[u8]>::from(key));
     }
-    for key in &keys {
-        t.remove(ns, key, totals, |_| true)?;
+    let current = t.generation(ns)?;
+    let mut live = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut is_live = false;
+        let pred = |e: &[u8]| {
+            is_live =
+                record::verify_entry(ns, &key, e).is_ok_and(|v| v.header.generation >= current);
+            true
+        };
+        if t.remove(ns, &key, totals, pred)? && is_live {
+            live.push(key);
+        }
     }
-    Ok(keys)
+    Ok(live)
 }
 
 /// Removes every record of `ns` carrying one of `labels`, with the labels' index rows; returns
-/// the keys of the records it removed.
+/// the keys of the records of the current generation it removed (records a namespace flush
+/// killed are removed, not reported).
 fn invalidate_labels(
     t: &mut Tables<'_>,
     ns: &str,
     labels: &[Box<[u8]>],
     totals: &mut Totals,
 ) -> Result<Vec<Box<[u8]>>> {
+    let current = t.generation(ns)?;
     let mut removed = Vec::new();
     for label in labels {
         let keys: Vec<Vec<u8>> = t
@@ -568,10 +581,14 @@ fn invalidate_labels(
             // A row whose record no longer carries the label is stale (the record was
             // rewritten without it after its entry rotted): the record stays. An entry that
             // cannot be verified goes.
+            let mut is_live = false;
             let carries = |e: &[u8]| {
-                record::verify_entry(ns, &key, e).map_or(true, |v| v.labels().contains(&&**label))
+                record::verify_entry(ns, &key, e).map_or(true, |v| {
+                    is_live = v.header.generation >= current;
+                    v.labels().contains(&&**label)
+                })
             };
-            if t.remove(ns, &key, totals, carries)? {
+            if t.remove(ns, &key, totals, carries)? && is_live {
                 removed.push(key.into_boxed_slice());
             }
         }
