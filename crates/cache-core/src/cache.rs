@@ -854,12 +854,7 @@ impl Inner {
             return Ok(None);
         };
         let now = self.now();
-        let last_access = if info.idle_ttl_ms.is_some() {
-            let known = self.idle_clocks.lock().get(&k).copied();
-            known.unwrap_or(info.written_at_ms.max(self.opened_at))
-        } else {
-            info.written_at_ms
-        };
+        let last_access = self.l2_last_access(k, &info);
         let stale = match info.freshness(now, last_access) {
             Freshness::Fresh => None,
             Freshness::Stale(left) => Some(left),
@@ -876,6 +871,10 @@ impl Inner {
         };
         if stale.is_some() {
             self.counters.stale_serves.incr();
+        }
+        if info.idle_ttl_ms.is_some() {
+            // This read restarts the idle clock; the promotion, if it installs, takes it over.
+            self.note_idle_clock(k, now);
         }
         self.counters.l2_hits.incr();
         fire!(self.hooks, AfterL2Read, namespace, key);
@@ -911,6 +910,25 @@ impl Inner {
             info,
             stale,
         }))
+    }
+
+    /// When an entry only L2 holds was last read or written: its idle clock if this process
+    /// kept one, else the later of its put and the cache's open (a restart restarts idle
+    /// clocks).
+    fn l2_last_access(&self, k: KeyRef<'_>, info: &EntryInfo) -> u64 {
+        if info.idle_ttl_ms.is_none() {
+            return info.written_at_ms;
+        }
+        let known = self.idle_clocks.lock().get(&k).copied();
+        known.unwrap_or(info.written_at_ms.max(self.opened_at))
+    }
+
+    fn note_idle_clock(&self, k: KeyRef<'_>, now: u64) {
+        let mut clocks = self.idle_clocks.lock();
+        if clocks.len() >= MAX_IDLE_CLOCKS {
+            clocks.clear();
+        }
+        clocks.insert(CacheKey::new(k.namespace, k.key), now);
     }
 
     /// Checks an L1 entry for a hit: `Ok(stale window left)` and its idle clock restarted, or
@@ -1071,15 +1089,7 @@ impl Inner {
         let Some(info) = EntryInfo::decode(&entry.meta, &entry.labels) else {
             return Ok(None);
         };
-        let last_access = match info.idle_ttl_ms {
-            Some(_) => self
-                .idle_clocks
-                .lock()
-                .get(&k)
-                .copied()
-                .unwrap_or(info.written_at_ms.max(self.opened_at)),
-            None => info.written_at_ms,
-        };
+        let last_access = self.l2_last_access(k, &info);
         Ok(match info.freshness(now, last_access) {
             Freshness::Fresh | Freshness::Stale(_) => info.version,
             Freshness::Expired | Freshness::Idle => None,

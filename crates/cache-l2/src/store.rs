@@ -956,8 +956,8 @@ impl Store {
         Ok(applied.map_or(0, |a| a.generation))
     }
 
-    /// Removes the record of `(namespace, key)`; returns whether there was one (committed or
-    /// queued). Durable when it returns: a crash cannot bring the record back.
+    /// Removes the record of `(namespace, key)`; returns whether there was a live one
+    /// (committed or queued; a record its namespace's flush killed is removed, not reported). Durable when it returns: a crash cannot bring the record back.
     ///
     /// # Errors
     ///
@@ -965,11 +965,12 @@ impl Store {
     /// removed then).
     pub fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool> {
         check_key(namespace, key)?;
+        let generation = self.inner.generation(namespace);
         let queued_value = {
             let p = self.inner.pending.lock();
             p.writes
                 .get(&pending_key(namespace, key))
-                .map(|w| w.entry.is_some())
+                .map(|w| w.entry.as_ref().is_some_and(|e| e.generation >= generation))
         };
         let op = Op::Delete {
             ns: namespace.into(),

@@ -395,7 +395,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                     transient += a.evicted * PAGE;
                 }
                 Op::Delete { ns, key } => {
-                    a.found = t.remove(ns, key, &mut totals, |_| true)?;
+                    a.found = remove_reporting_live(&mut t, ns, key, &mut totals)?;
                 }
                 Op::DeleteIfCorrupt { ns, key } => {
                     a.found = t.is_corrupt(ns, key)? && t.remove(ns, key, &mut totals, |_| true)?;
@@ -540,20 +540,30 @@ fn invalidate_prefix(
         }
         keys.push(Box::<[u8]>::from(key));
     }
-    let current = t.generation(ns)?;
     let mut live = Vec::with_capacity(keys.len());
     for key in keys {
-        let mut is_live = false;
-        let pred = |e: &[u8]| {
-            is_live =
-                record::verify_entry(ns, &key, e).is_ok_and(|v| v.header.generation >= current);
-            true
-        };
-        if t.remove(ns, &key, totals, pred)? && is_live {
+        if remove_reporting_live(t, ns, &key, totals)? {
             live.push(key);
         }
     }
     Ok(live)
+}
+
+/// Removes the record of `(ns, key)` if any; returns whether it was live (of the namespace's
+/// current generation, and verifiable): records a namespace flush killed are removed silently.
+fn remove_reporting_live(
+    t: &mut Tables<'_>,
+    ns: &str,
+    key: &[u8],
+    totals: &mut Totals,
+) -> Result<bool> {
+    let current = t.generation(ns)?;
+    let mut is_live = false;
+    let pred = |e: &[u8]| {
+        is_live = record::verify_entry(ns, key, e).is_ok_and(|v| v.header.generation >= current);
+        true
+    };
+    Ok(t.remove(ns, key, totals, pred)? && is_live)
 }
 
 /// Removes every record of `ns` carrying one of `labels`, with the labels' index rows; returns
