@@ -564,14 +564,26 @@ impl TieredCache {
         inner.counters.namespace_flushes.incr();
         let sweeper = Arc::clone(inner);
         let ns_name: Box<[u8]> = namespace.as_bytes().into();
-        // Frees L1 memory in the background; entries are dead already.
-        let _ = std::thread::Builder::new()
+        // Frees L1 memory in the background (the entries are dead already); joined by
+        // `shutdown`, so dropping the cache still closes L2 at once after.
+        let sweep = std::thread::Builder::new()
             .name("cache-namespace-sweep".into())
             .spawn(move || {
                 sweeper
                     .l1
                     .retain(|k, s| k.namespace() != &*ns_name || s.alive_generation());
             });
+        let mut workers = self.workers.lock();
+        workers.retain(|w| !w.is_finished() || w.thread().name() != Some("cache-namespace-sweep"));
+        match sweep {
+            Ok(handle) => workers.push(handle),
+            // No thread: sweep here.
+            Err(_) => {
+                inner
+                    .l1
+                    .retain(|k, s| k.namespace() != namespace.as_bytes() || s.alive_generation());
+            }
+        }
         Ok(g)
     }
 
@@ -832,7 +844,18 @@ impl Inner {
                         stale,
                     }));
                 }
-                Err(()) => self.counters.l1_dead.incr(),
+                Err(dead) => {
+                    self.counters.l1_dead.incr();
+                    // L2 holds the same record and counts why it is dead; without one, count
+                    // it here.
+                    if self.l2.is_none() {
+                        match dead {
+                            Freshness::Expired => self.counters.expirations.incr(),
+                            Freshness::Idle => self.counters.idle_evictions.incr(),
+                            _ => {}
+                        }
+                    }
+                }
             }
         }
         let Some(l2) = &self.l2 else {
@@ -932,37 +955,27 @@ impl Inner {
     }
 
     /// Checks an L1 entry for a hit: `Ok(stale window left)` and its idle clock restarted, or
-    /// `Err` (counted) if it may not be served.
-    fn serve(&self, s: &Stored) -> Result<Option<u64>, ()> {
+    /// `Err(why not)`: `Expired`, `Idle`, or `Fresh` for an entry of a flushed namespace.
+    fn serve(&self, s: &Stored) -> Result<Option<u64>, Freshness> {
         if !s.alive_generation() {
-            return Err(());
+            return Err(Freshness::Fresh);
         }
         if !s.info.timed() {
             return Ok(None);
         }
         let now = self.now();
-        match s.info.freshness(now, s.last_access.load(Ordering::Relaxed)) {
-            Freshness::Fresh => {}
+        let stale = match s.info.freshness(now, s.last_access.load(Ordering::Relaxed)) {
+            Freshness::Fresh => None,
             Freshness::Stale(left) => {
                 self.counters.stale_serves.incr();
-                if s.info.idle_ttl_ms.is_some() {
-                    s.last_access.fetch_max(now, Ordering::Relaxed);
-                }
-                return Ok(Some(left));
+                Some(left)
             }
-            Freshness::Expired => {
-                self.counters.expirations.incr();
-                return Err(());
-            }
-            Freshness::Idle => {
-                self.counters.idle_evictions.incr();
-                return Err(());
-            }
-        }
+            dead => return Err(dead),
+        };
         if s.info.idle_ttl_ms.is_some() {
             s.last_access.fetch_max(now, Ordering::Relaxed);
         }
-        Ok(None)
+        Ok(stale)
     }
 
     /// Installs a promotion into L1 unless the key was written, or a bulk invalidation ran,
