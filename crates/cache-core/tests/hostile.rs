@@ -1,0 +1,227 @@
+//! Hostile input gets a typed error or bounded work, and loses nothing acknowledged: oversized
+//! values, metadata over its limits, too many namespaces (across a restart too), a tag on
+//! 100,000 keys, extreme TTLs.
+
+use std::sync::Arc;
+
+use bytesize::ByteSize;
+use cache_core::{Config, Error, L2Options, ManualClock, Policy, Put, TieredCache, WriteMode};
+
+fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
+    let mut config = Config::from_toml_str(extra).unwrap();
+    let mut l2 = L2Options::new(dir.path().join("l2.redb"));
+    l2.max_bytes = ByteSize::mib(256);
+    config.l2 = Some(l2);
+    config
+}
+
+/// Puts `"kept"` under `k`, runs `bad`, and checks it failed as `is_expected` says and `k`
+/// still reads `"kept"` (from L1 and, after L1 is cleared by pushing, from L2).
+fn refused_without_loss(
+    cache: &TieredCache,
+    bad: Result<(), Error>,
+    is_expected: fn(&Error) -> bool,
+) {
+    let err = bad.expect_err("hostile input was accepted");
+    assert!(is_expected(&err), "unexpected error: {err:?}");
+    assert_eq!(&cache.get("ns", b"k").unwrap().unwrap()[..], b"kept");
+    cache.validate().unwrap();
+}
+
+#[test]
+fn oversized_values_are_refused_and_the_old_value_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = TieredCache::open(&config(&dir, "[limits]\nmax_blob_bytes = \"1MiB\"")).unwrap();
+    cache.put("ns", b"k", "kept").unwrap();
+    let big = vec![0u8; (1 << 20) + 1];
+    refused_without_loss(
+        &cache,
+        cache.put("ns", b"k", big),
+        |e| matches!(e, Error::BlobTooLarge { size, max } if *size == (1 << 20) + 1 && *max == 1 << 20),
+    );
+    let policy = Policy::new().max_blob_bytes(10);
+    let put = Put::new("eleven char").policy(policy);
+    refused_without_loss(&cache, cache.put_with("ns", b"k", put), |e| {
+        matches!(e, Error::BlobTooLarge { max: 10, .. })
+    });
+    // Exactly at the limit is fine.
+    cache.put("ns", b"at limit", vec![1u8; 1 << 20]).unwrap();
+}
+
+#[test]
+fn metadata_over_its_limits_is_refused_and_the_old_value_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = TieredCache::open(&config(
+        &dir,
+        "[limits]\nmax_metadata_keys = 4\nmax_metadata_bytes = \"1KiB\"\nmax_labels = 8",
+    ))
+    .unwrap();
+    cache.put("ns", b"k", "kept").unwrap();
+    let mut many = Put::new("x");
+    for i in 0..5 {
+        many = many.metadata(format!("k{i}"), "v");
+    }
+    refused_without_loss(&cache, cache.put_with("ns", b"k", many), |e| {
+        matches!(
+            e,
+            Error::MetadataTooLarge {
+                size: 5,
+                max: 4,
+                ..
+            }
+        )
+    });
+    let long = Put::new("x").metadata("k", "v".repeat(2000));
+    refused_without_loss(&cache, cache.put_with("ns", b"k", long), |e| {
+        matches!(e, Error::MetadataTooLarge { max: 1024, .. })
+    });
+    let mut tags = Put::new("x");
+    for i in 0..9 {
+        tags = tags.tag(format!("t{i}"));
+    }
+    refused_without_loss(&cache, cache.put_with("ns", b"k", tags), |e| {
+        matches!(
+            e,
+            Error::MetadataTooLarge {
+                size: 9,
+                max: 8,
+                ..
+            }
+        )
+    });
+    let long_tag = Put::new("x").tag(vec![b't'; 5000]);
+    refused_without_loss(&cache, cache.put_with("ns", b"k", long_tag), |e| {
+        matches!(e, Error::MetadataTooLarge { size: 5000, .. })
+    });
+    let long_dep =
+        cache.invalidate_dependencies("ns", &[&[0u8; 5000]], cache_core::Cascade::Direct);
+    assert!(matches!(long_dep, Err(Error::MetadataTooLarge { .. })));
+    // A config past L2's section limit is refused at open, naming the field.
+    let e = Config::from_toml_str("[limits]\nmax_metadata_bytes = \"1MiB\"").unwrap_err();
+    assert!(e.to_string().contains("limits.max_metadata_bytes"), "{e}");
+}
+
+#[test]
+fn too_many_namespaces_are_refused_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, "[limits]\nmax_namespaces = 3");
+    {
+        let cache = TieredCache::open(&cfg).unwrap();
+        for ns in ["a", "b", "c"] {
+            cache.put(ns, b"k", ns).unwrap();
+        }
+        let e = cache.put("d", b"k", "x").unwrap_err();
+        assert!(matches!(e, Error::TooManyNamespaces { limit: 3 }), "{e:?}");
+        // Known namespaces keep working.
+        cache.put("a", b"k2", "y").unwrap();
+        assert_eq!(cache.stats().namespaces, 3);
+    }
+    let cache = TieredCache::open(&cfg).unwrap();
+    assert!(matches!(
+        cache.put("d", b"k", "x"),
+        Err(Error::TooManyNamespaces { .. })
+    ));
+    for ns in ["a", "b", "c"] {
+        assert_eq!(&cache.get(ns, b"k").unwrap().unwrap()[..], ns.as_bytes());
+    }
+    // Reads of unknown namespaces are misses, and do not register them.
+    assert_eq!(cache.get("zzz", b"k").unwrap(), None);
+    assert_eq!(cache.stats().namespaces, 3);
+}
+
+#[test]
+fn a_tag_on_100_000_keys_is_invalidated_in_one_call_and_spares_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir, "[l1]\nmax_bytes = \"4MiB\"");
+    // Fresh inserts return once queued, so writing 100,000 keys takes seconds, not minutes.
+    cfg.l2.as_mut().unwrap().write_mode = WriteMode::Async;
+    let cache = TieredCache::open(&cfg).unwrap();
+    const N: u32 = 100_000;
+    for i in 0..N {
+        let put = Put::new(i.to_le_bytes().to_vec()).tag("hot");
+        cache.put_with("ns", &i.to_le_bytes(), put).unwrap();
+    }
+    for i in 0..100u32 {
+        cache
+            .put_with(
+                "ns",
+                format!("other {i}").as_bytes(),
+                Put::new("x").tag("cold"),
+            )
+            .unwrap();
+    }
+    cache.flush().unwrap();
+    assert_eq!(
+        cache.invalidate_tags("ns", &[b"hot"]).unwrap(),
+        u64::from(N)
+    );
+    for i in (0..N).step_by(997) {
+        assert_eq!(cache.get("ns", &i.to_le_bytes()).unwrap(), None, "key {i}");
+    }
+    for i in 0..100u32 {
+        assert!(
+            cache
+                .get("ns", format!("other {i}").as_bytes())
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert_eq!(cache.stats().l2.unwrap().label_invalidations, u64::from(N));
+}
+
+#[test]
+fn extreme_ttls_are_typed_errors_or_saturate() {
+    let clock = Arc::new(ManualClock::new(5_000));
+    let cache = TieredCache::open_with_clock(&Config::default(), clock.clone()).unwrap();
+    cache.put("ns", b"k", "kept").unwrap();
+    let zero = Put::new("x").policy(Policy::new().ttl_ms(0));
+    refused_without_loss(&cache, cache.put_with("ns", b"k", zero), |e| {
+        matches!(
+            e,
+            Error::InvalidPolicy {
+                field: "ttl_ms",
+                ..
+            }
+        )
+    });
+    let past = Put::new("x").policy(Policy::new().expires_at_unix_ms(5_000));
+    refused_without_loss(&cache, cache.put_with("ns", b"k", past), |e| {
+        matches!(
+            e,
+            Error::InvalidPolicy {
+                field: "expires_at_unix_ms",
+                ..
+            }
+        )
+    });
+    let idle0 = Put::new("x").policy(Policy::new().idle_ttl_ms(0));
+    refused_without_loss(&cache, cache.put_with("ns", b"k", idle0), |e| {
+        matches!(
+            e,
+            Error::InvalidPolicy {
+                field: "idle_ttl_ms",
+                ..
+            }
+        )
+    });
+    // Huge values saturate instead of overflowing.
+    let forever = Policy::new()
+        .ttl_ms(u64::MAX)
+        .stale_while_revalidate_ms(u64::MAX)
+        .idle_ttl_ms(u64::MAX)
+        .jitter_ms(u64::MAX);
+    cache
+        .put_with("ns", b"max", Put::new("m").policy(forever))
+        .unwrap();
+    clock.set(u64::MAX - 1);
+    assert!(cache.get("ns", b"max").unwrap().is_some());
+    // An expiry of 1 ms with a huge stale window serves stale for as long as the clock runs.
+    clock.set(10);
+    let stale = Policy::new().ttl_ms(1).stale_while_revalidate_ms(u64::MAX);
+    cache
+        .put_with("ns", b"s", Put::new("s").policy(stale))
+        .unwrap();
+    clock.set(u64::MAX - 1);
+    assert!(cache.get("ns", b"s").unwrap().unwrap().is_stale());
+    cache.validate().unwrap();
+}
