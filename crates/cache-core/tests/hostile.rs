@@ -136,8 +136,8 @@ fn a_tag_on_100_000_keys_is_invalidated_in_one_call_and_spares_the_rest() {
     // Fresh inserts return once queued, so writing 100,000 keys takes seconds, not minutes.
     cfg.l2.as_mut().unwrap().write_mode = WriteMode::Async;
     let cache = TieredCache::open(&cfg).unwrap();
-    const N: u32 = 100_000;
-    for i in 0..N {
+    let n: u32 = 100_000;
+    for i in 0..n {
         let put = Put::new(i.to_le_bytes().to_vec()).tag("hot");
         cache.put_with("ns", &i.to_le_bytes(), put).unwrap();
     }
@@ -153,9 +153,9 @@ fn a_tag_on_100_000_keys_is_invalidated_in_one_call_and_spares_the_rest() {
     cache.flush().unwrap();
     assert_eq!(
         cache.invalidate_tags("ns", &[b"hot"]).unwrap(),
-        u64::from(N)
+        u64::from(n)
     );
-    for i in (0..N).step_by(997) {
+    for i in (0..n).step_by(997) {
         assert_eq!(cache.get("ns", &i.to_le_bytes()).unwrap(), None, "key {i}");
     }
     for i in 0..100u32 {
@@ -166,7 +166,7 @@ fn a_tag_on_100_000_keys_is_invalidated_in_one_call_and_spares_the_rest() {
                 .is_some()
         );
     }
-    assert_eq!(cache.stats().l2.unwrap().label_invalidations, u64::from(N));
+    assert_eq!(cache.stats().l2.unwrap().label_invalidations, u64::from(n));
 }
 
 #[test]
