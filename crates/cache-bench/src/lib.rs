@@ -29,7 +29,9 @@ use anyhow::Context as _;
 use cache_core::{Config, L1Config, L1Policy, TieredCache};
 
 use crate::adapter::{LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values};
-use crate::report::{L2Report, Machine, PeerReport, ReplayReport, Setup};
+use crate::report::{
+    L2Report, LatencyReport, Machine, PeerReport, Percentiles, PromotionReport, ReplayReport, Setup,
+};
 use crate::trace::{Format, Request, TraceError, TraceReader};
 
 /// The L1 budget of a run.
@@ -103,6 +105,8 @@ pub struct CacheSpec {
     pub l2_dir: Option<PathBuf>,
     /// Peers to run beside ours.
     pub peers: Vec<Peer>,
+    /// Promote L2 hits with the engine's async pool instead of inline.
+    pub async_promotion: bool,
 }
 
 /// Where requests come from.
@@ -196,6 +200,9 @@ fn engine_config(
         },
         ..Config::default()
     };
+    if c.async_promotion {
+        config.promotion.mode = cache_core::PromotionMode::Async;
+    }
     if let Some(max_bytes) = c.l2_max_bytes {
         let dir = match &c.l2_dir {
             Some(d) => d.clone(),
@@ -248,7 +255,10 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
 
     let tallies = replay::run(requests, spec.value_size, &targets, progress)?;
     let t = &tallies[0];
+    // Drains the promotion pool, so its counters are final.
+    ours.cache().shutdown();
     let stats = ours.cache().stats();
+    let us = |q: f64| t.l2_hit_latency_ns.value_at_quantile(q) as f64 / 1e3;
     let l1_max_in_use = t.l1_max_in_use.unwrap_or(0).max(stats.l1.weight);
     Ok(ReplayReport {
         command: spec.command.clone(),
@@ -285,6 +295,24 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             corrupt_records: l2.corrupt_records,
             compressed_insertions: l2.compressed_insertions,
         }),
+        promotion: PromotionReport {
+            mode: if c.async_promotion { "async" } else { "inline" },
+            queued: stats.promotions_queued,
+            completed: stats.promotions_completed,
+            dropped: stats.promotions_dropped,
+            coalesced: stats.promotions_coalesced,
+            superseded: stats.promotions_superseded,
+            installed: stats.promotions,
+        },
+        latency_us: LatencyReport {
+            l2_hit: Percentiles {
+                p50: us(0.5),
+                p99: us(0.99),
+                p999: us(0.999),
+                max: t.l2_hit_latency_ns.max() as f64 / 1e3,
+                count: t.l2_hit_latency_ns.len(),
+            },
+        },
         peers: peers
             .iter()
             .zip(&tallies[1..])

@@ -364,6 +364,10 @@ struct CacheArgs {
     /// our L1: moka (W-TinyLFU), `quick_cache` (S3-FIFO with CLOCK-Pro ideas), lru (exact LRU).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
     peers: Vec<Peer>,
+    /// Promote L2 hits into L1 with the engine's async pool (a get returns at once and queues
+    /// the entry) instead of inline.
+    #[arg(long, conflicts_with = "no_l2")]
+    async_promotion: bool,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -391,6 +395,7 @@ impl CacheArgs {
             l2_max_bytes: (!self.no_l2).then(|| self.l2.unwrap_or(default_l2).as_u64()),
             l2_dir: self.l2_dir.clone(),
             peers: self.peers.clone(),
+            async_promotion: self.async_promotion,
         }
     }
 }

@@ -431,7 +431,7 @@ pub fn mrc(spec: &MrcSpec, progress: impl Fn(usize, usize) + Sync) -> anyhow::Re
             // Entry mode: every value has the same size, whatever the trace says.
             let requests = TraceReader::open(path, spec.format)?
                 .map(|r| r.map(|r| Request { size: None, ..r }));
-            let tally = crate::replay::run(requests, spec.value_size, &[&*target], |_| {})
+            let mut tally = crate::replay::run(requests, spec.value_size, &[&*target], |_| {})
                 .with_context(|| {
                     format!(
                         "{} at {} entries through {}",
@@ -440,7 +440,7 @@ pub fn mrc(spec: &MrcSpec, progress: impl Fn(usize, usize) + Sync) -> anyhow::Re
                         job.target.name()
                     )
                 })?;
-            Ok(tally[0])
+            Ok(tally.swap_remove(0))
         },
         |finished| progress(finished, total),
     )?;

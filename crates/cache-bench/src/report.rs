@@ -117,6 +117,49 @@ impl From<&Tally> for PeerReport {
     }
 }
 
+/// Promotion of L2 hits into L1 over a replay (the engine's counters at the end, after the
+/// async pool was drained).
+#[derive(Debug, Clone, Serialize)]
+pub struct PromotionReport {
+    /// `inline` or `async`.
+    pub mode: &'static str,
+    /// Promotions handed to the async pool.
+    pub queued: u64,
+    /// Promotions the pool's workers finished.
+    pub completed: u64,
+    /// Promotions dropped because the pool's queue was full.
+    pub dropped: u64,
+    /// Promotions not queued because the key was in flight already.
+    pub coalesced: u64,
+    /// Promotions not installed because the key changed after the L2 read.
+    pub superseded: u64,
+    /// Promotions installed into L1 (inline or by the pool).
+    pub installed: u64,
+}
+
+/// Latency percentiles of one request kind, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Requests measured.
+    pub count: u64,
+}
+
+/// Our cache's latency per request kind.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyReport {
+    /// Requests served from L2 (the read, verification, and the promotion inline or its
+    /// enqueueing).
+    pub l2_hit: Percentiles,
+}
+
 /// Everything a replay measured; serialized as the `--json` output.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplayReport {
@@ -158,6 +201,10 @@ pub struct ReplayReport {
     pub l1_within_budget: bool,
     /// L2 figures, if L2 was on.
     pub l2: Option<L2Report>,
+    /// How L2 hits were promoted into L1, and what the async pool did.
+    pub promotion: PromotionReport,
+    /// Our cache's latency per request kind, in microseconds.
+    pub latency_us: LatencyReport,
     /// The same requests through each peer, by name (`moka`, `quick_cache`, `lru`).
     pub peers: BTreeMap<String, PeerReport>,
 }
@@ -243,6 +290,19 @@ impl ReplayReport {
                 l2.insertions,
                 l2.evictions,
                 l2.corrupt_records
+            );
+            let p = &self.promotion;
+            let _ = writeln!(
+                out,
+                "promotion: {}; {} installed; pool: {} queued, {} completed, {} dropped, {} \
+                 coalesced, {} superseded",
+                p.mode, p.installed, p.queued, p.completed, p.dropped, p.coalesced, p.superseded
+            );
+            let l = &self.latency_us.l2_hit;
+            let _ = writeln!(
+                out,
+                "L2 hits:   p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs ({} hits)",
+                l.p50, l.p99, l.p999, l.max, l.count
             );
         }
         if self.uncacheable > 0 {

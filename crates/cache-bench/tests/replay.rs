@@ -28,6 +28,7 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
             l2_max_bytes: Some(64 << 20),
             l2_dir: None,
             peers: vec![Peer::Moka],
+            async_promotion: false,
         },
         value_size: 512,
         command: "test".into(),
@@ -80,6 +81,7 @@ fn every_peer_serves_every_request_and_lru_matches_the_reference() {
             l2_max_bytes: None,
             l2_dir: None,
             peers: vec![Peer::Moka, Peer::QuickCache, Peer::Lru],
+            async_promotion: false,
         },
         value_size: 64,
         command: "test".into(),
@@ -155,6 +157,7 @@ fn zipf_default_shape_runs_and_l2_helps() {
             l2_max_bytes: Some(16 << 20),
             l2_dir: None,
             peers: vec![Peer::Moka],
+            async_promotion: false,
         },
         value_size: 1024,
         command: "test".into(),
@@ -174,6 +177,47 @@ fn zipf_default_shape_runs_and_l2_helps() {
         report.peers["moka"].misses >= report.misses,
         "moka has no second tier"
     );
+}
+
+#[test]
+fn async_promotion_keeps_the_hit_ratio_and_reports_the_pool() {
+    let spec = |async_promotion| ReplaySpec {
+        source: Source::Zipf {
+            keys: 5_000,
+            s: 0.99,
+            requests: 50_000,
+            seed: 3,
+        },
+        cache: CacheSpec {
+            l1: L1Budget::Bytes(1 << 20),
+            shards: Some(2),
+            policy: L1Policy::default(),
+            l2_max_bytes: Some(16 << 20),
+            l2_dir: None,
+            peers: Vec::new(),
+            async_promotion,
+        },
+        value_size: 1024,
+        command: "test".into(),
+    };
+    let inline = cache_bench::replay(&spec(false), |_| {}).unwrap();
+    let pooled = cache_bench::replay(&spec(true), |_| {}).unwrap();
+    // L2 holds every key, so misses are exactly the first touches either way.
+    assert_eq!(pooled.misses, inline.misses);
+    let p = &pooled.promotion;
+    assert_eq!(p.mode, "async");
+    assert!(p.queued > 0);
+    assert_eq!(
+        p.completed, p.queued,
+        "the pool was drained before the report"
+    );
+    assert!(p.installed <= p.completed);
+    assert_eq!(inline.promotion.queued, 0);
+    assert_eq!(inline.promotion.installed, inline.l2_hits);
+    for r in [&inline, &pooled] {
+        assert_eq!(r.latency_us.l2_hit.count, r.l2_hits);
+        assert!(r.latency_us.l2_hit.p50 <= r.latency_us.l2_hit.p99);
+    }
 }
 
 #[test]
@@ -208,6 +252,15 @@ fn the_binary_replays_a_trace_and_writes_json() {
     assert_eq!(report["format"], "arc");
     for peer in ["moka", "quick_cache", "lru"] {
         assert_eq!(report["peers"][peer]["requests"], 150, "{peer}");
+    }
+    for field in ["queued", "completed", "dropped"] {
+        assert!(report["promotion"][field].is_u64(), "promotion.{field}");
+    }
+    for field in ["p50", "p99"] {
+        assert!(
+            report["latency_us"]["l2_hit"][field].is_number(),
+            "latency_us.l2_hit.{field}"
+        );
     }
 
     let bad = common::cli()

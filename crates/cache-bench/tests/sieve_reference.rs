@@ -22,6 +22,7 @@ fn sieve_miss_ratio(trace: &str, entries: u64) -> f64 {
             l2_max_bytes: None,
             l2_dir: None,
             peers: Vec::new(),
+            async_promotion: false,
         },
         value_size: 8,
         command: String::new(),
