@@ -178,6 +178,12 @@ fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
     })
 }
 
+/// Nanoseconds as microseconds.
+#[expect(clippy::cast_precision_loss, reason = "latencies are far below 2^53 ns")]
+fn micros(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
 /// The engine config for `c`; an L2 without a directory goes into `temp_dir`.
 fn engine_config(
     c: &CacheSpec,
@@ -258,7 +264,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     // Drains the promotion pool, so its counters are final.
     ours.cache().shutdown();
     let stats = ours.cache().stats();
-    let us = |q: f64| t.l2_hit_latency_ns.value_at_quantile(q) as f64 / 1e3;
+    let us = |q: f64| micros(t.l2_hit_latency_ns.value_at_quantile(q));
     let l1_max_in_use = t.l1_max_in_use.unwrap_or(0).max(stats.l1.weight);
     Ok(ReplayReport {
         command: spec.command.clone(),
@@ -309,7 +315,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
                 p50: us(0.5),
                 p99: us(0.99),
                 p999: us(0.999),
-                max: t.l2_hit_latency_ns.max() as f64 / 1e3,
+                max: micros(t.l2_hit_latency_ns.max()),
                 count: t.l2_hit_latency_ns.len(),
             },
         },
