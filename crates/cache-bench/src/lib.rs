@@ -179,7 +179,10 @@ fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
 }
 
 /// Nanoseconds as microseconds.
-#[expect(clippy::cast_precision_loss, reason = "latencies are far below 2^53 ns")]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "latencies are far below 2^53 ns"
+)]
 fn micros(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
