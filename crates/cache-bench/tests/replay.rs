@@ -141,14 +141,15 @@ fn l1_bytes_never_exceed_the_budget_during_a_replay() {
     target.cache().validate().unwrap();
 }
 
-#[test]
-fn zipf_default_shape_runs_and_l2_helps() {
-    let spec = ReplaySpec {
+/// 50,000 Zipf(0.99) requests over 5,000 keys of 1 KiB, through a 1 MiB L1 and a 16 MiB L2
+/// (which holds every key).
+fn zipf_spec(seed: u64, peers: Vec<Peer>, async_promotion: bool) -> ReplaySpec {
+    ReplaySpec {
         source: Source::Zipf {
             keys: 5_000,
             s: 0.99,
             requests: 50_000,
-            seed: 1,
+            seed,
         },
         cache: CacheSpec {
             l1: L1Budget::Bytes(1 << 20),
@@ -156,12 +157,17 @@ fn zipf_default_shape_runs_and_l2_helps() {
             policy: L1Policy::default(),
             l2_max_bytes: Some(16 << 20),
             l2_dir: None,
-            peers: vec![Peer::Moka],
-            async_promotion: false,
+            peers,
+            async_promotion,
         },
         value_size: 1024,
         command: "test".into(),
-    };
+    }
+}
+
+#[test]
+fn zipf_default_shape_runs_and_l2_helps() {
+    let spec = zipf_spec(1, vec![Peer::Moka], false);
     let report = cache_bench::replay(&spec, |_| {}).unwrap();
     assert_eq!(report.requests, 50_000);
     // L2 holds every key (5,000 values of 1 KiB in 16 MiB), so exactly the first touch of each
@@ -181,25 +187,7 @@ fn zipf_default_shape_runs_and_l2_helps() {
 
 #[test]
 fn async_promotion_keeps_the_hit_ratio_and_reports_the_pool() {
-    let spec = |async_promotion| ReplaySpec {
-        source: Source::Zipf {
-            keys: 5_000,
-            s: 0.99,
-            requests: 50_000,
-            seed: 3,
-        },
-        cache: CacheSpec {
-            l1: L1Budget::Bytes(1 << 20),
-            shards: Some(2),
-            policy: L1Policy::default(),
-            l2_max_bytes: Some(16 << 20),
-            l2_dir: None,
-            peers: Vec::new(),
-            async_promotion,
-        },
-        value_size: 1024,
-        command: "test".into(),
-    };
+    let spec = |async_promotion| zipf_spec(3, Vec::new(), async_promotion);
     let inline = cache_bench::replay(&spec(false), |_| {}).unwrap();
     let pooled = cache_bench::replay(&spec(true), |_| {}).unwrap();
     // L2 holds every key, so misses are exactly the first touches either way.

@@ -16,6 +16,7 @@ use crate::entry::{DEP, EntryInfo, Freshness, TAG, prefixed};
 use crate::error::{ConfigError, Error};
 use crate::flight::{Flights, Role};
 use crate::hooks::fire;
+use crate::idle::IdleClocks;
 use crate::key::{CacheKey, KeyRef};
 use crate::locks::KeyLocks;
 use crate::namespaces::{Namespaces, NsState};
@@ -28,11 +29,6 @@ use crate::stats::{CacheStats, Counters};
 /// queue node (key and value handles, hash, weight, links, visited bit), the index slot, the
 /// shared entry record (generation, idle clock, metadata handle) and allocator overhead.
 pub const L1_ENTRY_OVERHEAD: u64 = 192;
-
-/// Idle clocks of entries L1 evicted, kept so an idle timeout stays exact while the entry is in
-/// L2 only; past this many the map is emptied (those entries fall back to the later of their put
-/// and the cache's open).
-const MAX_IDLE_CLOCKS: usize = 1 << 20;
 
 /// The tier that served a [`Hit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,9 +131,6 @@ impl Weigher<CacheKey, Arc<Stored>> for L1Weigher {
 
 type L1 = ShardedSieve<CacheKey, Arc<Stored>, L1Weigher>;
 
-/// Idle clocks of entries L1 evicted (see [`MAX_IDLE_CLOCKS`]); looked up by borrowed key.
-type IdleClocks = hashbrown::HashMap<CacheKey, u64>;
-
 /// The state shared by callers and promotion workers.
 pub(crate) struct Inner {
     l1: L1,
@@ -151,7 +144,7 @@ pub(crate) struct Inner {
     namespaces: Namespaces,
     clock: Arc<dyn Clock>,
     opened_at: u64,
-    idle_clocks: Arc<Mutex<IdleClocks>>,
+    idle_clocks: Arc<IdleClocks>,
     limits: Limits,
     auto_admit_max: u64,
     pub(crate) counters: Counters,
@@ -245,7 +238,7 @@ impl TieredCache {
         if let Some(shards) = config.l1.shards {
             options = options.shards(shards);
         }
-        let idle_clocks: Arc<Mutex<IdleClocks>> = Arc::default();
+        let idle_clocks: Arc<IdleClocks> = Arc::default();
         let l1 = options
             .build(weigher)
             .map_err(|e| ConfigError::Invalid {
@@ -256,11 +249,7 @@ impl TieredCache {
                 let idle_clocks = Arc::clone(&idle_clocks);
                 move |key: &CacheKey, stored: &Arc<Stored>, cause| {
                     if cause == RemovalCause::Evicted && stored.info.idle_ttl_ms.is_some() {
-                        let mut clocks = idle_clocks.lock();
-                        if clocks.len() >= MAX_IDLE_CLOCKS {
-                            clocks.clear();
-                        }
-                        clocks.insert(key.clone(), stored.last_access.load(Ordering::Relaxed));
+                        idle_clocks.note(key.clone(), stored.last_access.load(Ordering::Relaxed));
                     }
                 }
             });
@@ -445,7 +434,7 @@ impl TieredCache {
         };
         stripe.bump(&guard);
         drop(guard);
-        inner.idle_clocks.lock().remove(&k);
+        inner.idle_clocks.forget(k);
         let n = u64::from(in_l1 || in_l2);
         inner.counters.invalidations.add(n);
         Ok(n)
@@ -599,7 +588,7 @@ impl TieredCache {
         }
         inner.bump_epoch();
         inner.l1.clear();
-        inner.idle_clocks.lock().clear();
+        inner.idle_clocks.clear();
         Ok(())
     }
 
@@ -897,7 +886,7 @@ impl Inner {
         }
         if info.idle_ttl_ms.is_some() {
             // This read restarts the idle clock; the promotion, if it installs, takes it over.
-            self.note_idle_clock(k, now);
+            self.idle_clocks.note(CacheKey::new(namespace, key), now);
         }
         self.counters.l2_hits.incr();
         fire!(self.hooks, AfterL2Read, namespace, key);
@@ -942,16 +931,8 @@ impl Inner {
         if info.idle_ttl_ms.is_none() {
             return info.written_at_ms;
         }
-        let known = self.idle_clocks.lock().get(&k).copied();
+        let known = self.idle_clocks.get(k);
         known.unwrap_or(info.written_at_ms.max(self.opened_at))
-    }
-
-    fn note_idle_clock(&self, k: KeyRef<'_>, now: u64) {
-        let mut clocks = self.idle_clocks.lock();
-        if clocks.len() >= MAX_IDLE_CLOCKS {
-            clocks.clear();
-        }
-        clocks.insert(CacheKey::new(k.namespace, k.key), now);
     }
 
     /// Checks an L1 entry for a hit: `Ok(stale window left)` and its idle clock restarted, or
@@ -998,7 +979,10 @@ impl Inner {
         }
         if p.stored.info.idle_ttl_ms.is_some() {
             // The L1 entry carries the idle clock from now on.
-            self.idle_clocks.lock().remove(&p.key);
+            self.idle_clocks.forget(KeyRef {
+                namespace: p.key.namespace_str(),
+                key: p.key.key(),
+            });
         }
         let opts = entry_options(&p.stored.info);
         match self.l1.insert_with(p.key, p.stored, opts) {
@@ -1016,7 +1000,8 @@ impl Inner {
     /// Validates `put`, resolves its policy, and stores it; returns its description.
     fn put_info(&self, namespace: &str, key: &[u8], put: Put) -> Result<Arc<EntryInfo>, Error> {
         let now = self.now();
-        let info = Arc::new(self.describe(namespace, key, &put, now)?);
+        let (info, meta) = self.describe(namespace, key, &put, now)?;
+        let info = Arc::new(info);
         let ns = self.namespaces.get_or_register(namespace)?;
         let generation = ns.generation();
         let k = KeyRef { namespace, key };
@@ -1036,7 +1021,6 @@ impl Inner {
         if let Some(l2) = &self.l2 {
             let labels = info.labels();
             let labels: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
-            let meta = info.encode();
             if let Err(e) = l2.put_with(namespace, key, &put.bytes, &meta, &labels) {
                 if matches!(e, cache_l2::L2Error::Full { .. }) {
                     // L2 removed the old record; L1 must not keep serving it.
@@ -1078,7 +1062,7 @@ impl Inner {
             }
         }
         drop(guard);
-        self.idle_clocks.lock().remove(&k);
+        self.idle_clocks.forget(k);
         self.counters.insertions.incr();
         Ok(info)
     }
@@ -1109,14 +1093,15 @@ impl Inner {
         })
     }
 
-    /// Checks `put` against the limits and resolves its policy at `now`.
+    /// Checks `put` against the limits and resolves its policy at `now`; returns the entry's
+    /// description and its encoded metadata section (what L2 stores).
     fn describe(
         &self,
         namespace: &str,
         key: &[u8],
         put: &Put,
         now: u64,
-    ) -> Result<EntryInfo, Error> {
+    ) -> Result<(EntryInfo, Vec<u8>), Error> {
         let limits = &self.limits;
         let max_blob = put
             .policy
@@ -1179,7 +1164,8 @@ impl Inner {
             admission: put.policy.l1_admission,
             validators,
         };
-        let meta_bytes = info.encode().len() as u64;
+        let meta = info.encode();
+        let meta_bytes = meta.len() as u64;
         if meta_bytes > limits.max_metadata_bytes.as_u64() {
             return Err(Error::MetadataTooLarge {
                 what: "content metadata and validators (encoded)",
@@ -1187,7 +1173,7 @@ impl Inner {
                 max: limits.max_metadata_bytes.as_u64(),
             });
         }
-        Ok(info)
+        Ok((info, meta))
     }
 
     fn bump_epoch(&self) {
@@ -1222,12 +1208,8 @@ impl Inner {
             }
             false
         });
-        if !removed.is_empty() {
-            let mut clocks = self.idle_clocks.lock();
-            for key in &removed {
-                clocks.remove(&KeyRef { namespace, key });
-            }
-        }
+        self.idle_clocks
+            .forget_all(namespace, removed.iter().map(|k| &**k));
         self.counters.invalidations.add(removed.len() as u64);
         Ok(removed)
     }

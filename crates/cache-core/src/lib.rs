@@ -33,6 +33,7 @@ mod entry;
 mod error;
 mod flight;
 mod hooks;
+mod idle;
 mod key;
 mod locks;
 mod namespaces;

@@ -837,23 +837,16 @@ impl Store {
     }
 
     /// Removes every record of `namespace` that carries one of `labels` (committed or queued
-    /// before the call); returns how many committed records it removed. Durable when it
-    /// returns: a crash cannot bring them back.
+    /// before the call); returns how many live records it removed (records a namespace flush
+    /// killed are removed, not counted). Durable when it returns: a crash cannot bring them
+    /// back.
     ///
     /// # Errors
     ///
     /// [`L2Error::KeyTooLong`] for a namespace or label over its limit;
     /// [`L2Error::WriteFailed`] if the commit failed (nothing is removed then).
     pub fn invalidate_labels(&self, namespace: &str, labels: &[&[u8]]) -> Result<u64> {
-        check_key(namespace, b"")?;
-        let labels = distinct(labels);
-        check_sections(&[], &labels)?;
-        let op = Op::InvalidateLabels {
-            ns: namespace.into(),
-            labels: labels.iter().map(|l| Box::from(*l)).collect(),
-        };
-        let applied = self.enqueue(op, None, false, true)?;
-        Ok(applied.map_or(0, |a| a.removed))
+        Ok(self.invalidate_labels_keys(namespace, labels)?.len() as u64)
     }
 
     /// As [`Store::invalidate_labels`], returning the keys of the records it removed (for
