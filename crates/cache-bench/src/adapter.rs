@@ -1,7 +1,7 @@
 //! One adapter trait for every cache under test, and the adapters.
 
 use bytes::Bytes;
-use cache_core::{Error as CoreError, L1_ENTRY_OVERHEAD, L2Options, Tier, TieredCache};
+use cache_core::{Error as CoreError, L1_ENTRY_OVERHEAD, Tier, TieredCache};
 use rand::{RngExt, SeedableRng};
 
 /// The namespace trace keys live in.
@@ -447,13 +447,6 @@ impl Target for LruTarget {
     fn l1_usage(&self) -> Option<(u64, u64)> {
         Some((self.state.lock().weight, self.capacity))
     }
-}
-
-/// Options of an L2 tier for the bench: a budget and a file.
-pub fn l2_options(path: std::path::PathBuf, max_bytes: u64) -> L2Options {
-    let mut o = L2Options::new(path);
-    o.max_bytes = bytesize::ByteSize(max_bytes);
-    o
 }
 
 #[cfg(test)]

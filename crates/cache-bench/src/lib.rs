@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cache_core::{Config, L1Config, L1Policy, TieredCache};
+use cache_core::{Config, L1Policy, PromotionMode, TieredCache};
 
 use crate::adapter::{LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values};
 use crate::report::{
@@ -107,6 +107,11 @@ pub struct CacheSpec {
     pub peers: Vec<Peer>,
     /// Promote L2 hits with the engine's async pool instead of inline.
     pub async_promotion: bool,
+    /// The engine config the fields above are laid over: what `--config` loaded, or
+    /// [`Config::default`]. Its L1 budget, shards, policy, promotion mode and L2 budget and path
+    /// are replaced by the fields above; everything else (limits, pool size, compression,
+    /// write mode, group commit, ...) is used as is.
+    pub engine: Config,
 }
 
 /// Where requests come from.
@@ -187,43 +192,47 @@ fn micros(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
-/// The engine config for `c`; an L2 without a directory goes into `temp_dir`.
+/// The engine config for `c`: `c.engine` with the spec's budgets, shards, policy and promotion
+/// mode; an L2 without a directory goes into `temp_dir`.
 fn engine_config(
     c: &CacheSpec,
     temp_dir: &mut Option<tempfile::TempDir>,
 ) -> anyhow::Result<Config> {
-    let mut config = Config {
-        l1: L1Config {
-            max_bytes: match c.l1 {
-                L1Budget::Bytes(n) => Some(bytesize::ByteSize(n)),
-                L1Budget::Entries(_) => None,
-            },
-            max_entries: match c.l1 {
-                L1Budget::Entries(n) => Some(n),
-                L1Budget::Bytes(_) => None,
-            },
-            shards: c.shards,
-            policy: c.policy,
-            max_entry_fraction: None,
-            ..L1Config::default()
-        },
-        ..Config::default()
+    let mut config = c.engine.clone();
+    config.l1.max_bytes = match c.l1 {
+        L1Budget::Bytes(n) => Some(bytesize::ByteSize(n)),
+        L1Budget::Entries(_) => None,
     };
-    if c.async_promotion {
-        config.promotion.mode = cache_core::PromotionMode::Async;
-    }
-    if let Some(max_bytes) = c.l2_max_bytes {
-        let dir = match &c.l2_dir {
-            Some(d) => d.clone(),
-            None => temp_dir.insert(tempfile::tempdir()?).path().to_owned(),
-        };
-        config.l2 = Some(adapter::l2_options(
-            dir.join("cache-bench-l2.redb"),
-            max_bytes,
-        ));
-    }
+    config.l1.max_entries = match c.l1 {
+        L1Budget::Entries(n) => Some(n),
+        L1Budget::Bytes(_) => None,
+    };
+    config.l1.shards = c.shards;
+    config.l1.policy = c.policy;
+    config.promotion.mode = if c.async_promotion {
+        PromotionMode::Async
+    } else {
+        PromotionMode::Inline
+    };
+    config.l2 = match c.l2_max_bytes {
+        Some(max_bytes) => {
+            let dir = match &c.l2_dir {
+                Some(d) => d.clone(),
+                None => temp_dir.insert(tempfile::tempdir()?).path().to_owned(),
+            };
+            let mut l2 = c.engine.l2.clone().unwrap_or_default();
+            l2.path = dir.join(L2_FILE_NAME);
+            l2.max_bytes = bytesize::ByteSize(max_bytes);
+            Some(l2)
+        }
+        None => None,
+    };
+    config.validate().context("the engine config")?;
     Ok(config)
 }
+
+/// Name of the L2 file in `--l2-dir` or the temporary directory.
+pub const L2_FILE_NAME: &str = "cache-bench-l2.redb";
 
 /// Replays `spec` and returns the report. `progress` gets the number of requests served after
 /// every chunk.
@@ -281,6 +290,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             l1_policy: c.policy,
             l2_max_bytes: c.l2_max_bytes,
             default_value_size: spec.value_size,
+            engine: config.clone(),
         },
         requests: t.requests,
         l1_hits: t.l1_hits,

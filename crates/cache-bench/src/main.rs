@@ -337,7 +337,14 @@ struct ZipfArgs {
 
 #[derive(Debug, Args)]
 struct CacheArgs {
-    /// L1 byte budget (e.g. 64MiB). Default: 64MiB for `replay`, 16MiB for `zipf`.
+    /// The engine's config file (TOML, as `Config::load` reads it; see `examples/cache.toml`),
+    /// so that the run measures exactly what you deploy. Options given on the command line
+    /// override its fields; an `[l2]` table turns L2 on. Its `l2.path` is never used: the L2
+    /// file goes in `--l2-dir` or a temporary directory, so a bench never touches a live cache.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// L1 byte budget (e.g. 64MiB). Default: `--config`'s, else 64MiB for `replay` and 16MiB
+    /// for `zipf`.
     #[arg(long, value_name = "SIZE", conflicts_with = "l1_entries")]
     l1: Option<ByteSize>,
     /// L1 entry budget instead of bytes: every entry weighs 1.
@@ -348,9 +355,11 @@ struct CacheArgs {
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
     /// L1 eviction policy: s3-fifo (scan-resistant) or sieve (the paper's SIEVE per shard).
-    #[arg(long, value_enum, default_value = "s3-fifo")]
-    policy: PolicyArg,
-    /// L2 byte budget (e.g. 1GiB). Default: 1GiB for `replay`, 64MiB for `zipf`.
+    /// Default: the engine's (s3-fifo), or `l1.policy` of `--config`.
+    #[arg(long, value_enum)]
+    policy: Option<PolicyArg>,
+    /// L2 byte budget (e.g. 1GiB). Default: `--config`'s (no `[l2]` table: no L2), else 1GiB
+    /// for `replay` and 64MiB for `zipf`.
     #[arg(long, value_name = "SIZE", conflicts_with = "no_l2")]
     l2: Option<ByteSize>,
     /// Run L1 alone.
@@ -365,7 +374,7 @@ struct CacheArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
     peers: Vec<Peer>,
     /// Promote L2 hits into L1 with the engine's async pool (a get returns at once and queues
-    /// the entry) instead of inline.
+    /// the entry) instead of inline. Default: inline, or `promotion.mode` of `--config`.
     #[arg(long, conflicts_with = "no_l2")]
     async_promotion: bool,
     /// Also write the report as JSON to FILE.
@@ -381,22 +390,44 @@ enum PolicyArg {
 }
 
 impl CacheArgs {
-    fn spec(&self, default_l1: ByteSize, default_l2: ByteSize) -> CacheSpec {
-        CacheSpec {
-            l1: match (self.l1_entries, self.l1) {
-                (Some(n), _) => L1Budget::Entries(n),
-                (None, l1) => L1Budget::Bytes(l1.unwrap_or(default_l1).as_u64()),
+    /// The caches of a run: `--config` (or the engine's defaults), overridden by the options
+    /// given; budgets not given anywhere get `default_l1` and `default_l2`.
+    fn spec(&self, default_l1: ByteSize, default_l2: ByteSize) -> anyhow::Result<CacheSpec> {
+        let engine = match &self.config {
+            Some(path) => cache_core::Config::load(path)
+                .with_context(|| format!("loading the engine config {}", path.display()))?,
+            None => cache_core::Config::default(),
+        };
+        let from_file = self.config.is_some();
+        let l1 = match (self.l1_entries, self.l1) {
+            (Some(n), _) => L1Budget::Entries(n),
+            (None, Some(b)) => L1Budget::Bytes(b.as_u64()),
+            (None, None) if from_file => match engine.l1.capacity()? {
+                cache_core::L1Capacity::Bytes(n) => L1Budget::Bytes(n),
+                cache_core::L1Capacity::Entries(n) => L1Budget::Entries(n),
             },
-            shards: self.shards,
-            policy: match self.policy {
+            (None, None) => L1Budget::Bytes(default_l1.as_u64()),
+        };
+        let l2_max_bytes = match (self.no_l2, self.l2) {
+            (true, _) => None,
+            (false, Some(b)) => Some(b.as_u64()),
+            (false, None) if from_file => engine.l2.as_ref().map(|o| o.max_bytes.as_u64()),
+            (false, None) => Some(default_l2.as_u64()),
+        };
+        Ok(CacheSpec {
+            l1,
+            shards: self.shards.or(engine.l1.shards),
+            policy: self.policy.map_or(engine.l1.policy, |p| match p {
                 PolicyArg::S3Fifo => L1Policy::S3Fifo,
                 PolicyArg::Sieve => L1Policy::Sieve,
-            },
-            l2_max_bytes: (!self.no_l2).then(|| self.l2.unwrap_or(default_l2).as_u64()),
+            }),
+            l2_max_bytes,
             l2_dir: self.l2_dir.clone(),
             peers: self.peers.clone(),
-            async_promotion: self.async_promotion,
-        }
+            async_promotion: self.async_promotion
+                || engine.promotion.mode == cache_core::PromotionMode::Async,
+            engine,
+        })
     }
 }
 
@@ -429,7 +460,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     path: a.trace,
                     format: a.format,
                 },
-                cache: a.cache.spec(ByteSize::mib(64), ByteSize::gib(1)),
+                cache: a.cache.spec(ByteSize::mib(64), ByteSize::gib(1))?,
                 value_size: a.value_size,
                 command: command_line,
             },
@@ -443,7 +474,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     requests: a.requests,
                     seed: a.seed,
                 },
-                cache: a.cache.spec(ByteSize::mib(16), ByteSize::mib(64)),
+                cache: a.cache.spec(ByteSize::mib(16), ByteSize::mib(64))?,
                 value_size: a.value_size,
                 command: command_line,
             },

@@ -63,6 +63,9 @@ pub struct Setup {
     pub l2_max_bytes: Option<u64>,
     /// Size given to requests without one, in bytes.
     pub default_value_size: u32,
+    /// The whole engine config the tiered cache was opened with (`--config` with the
+    /// command line's overrides), as `Config` serializes it.
+    pub engine: cache_core::Config,
 }
 
 /// L2 figures of the tiered cache at the end of a run.

@@ -29,6 +29,7 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
             l2_dir: None,
             peers: vec![Peer::Moka],
             async_promotion: false,
+            engine: cache_core::Config::default(),
         },
         value_size: 512,
         command: "test".into(),
@@ -82,6 +83,7 @@ fn every_peer_serves_every_request_and_lru_matches_the_reference() {
             l2_dir: None,
             peers: vec![Peer::Moka, Peer::QuickCache, Peer::Lru],
             async_promotion: false,
+            engine: cache_core::Config::default(),
         },
         value_size: 64,
         command: "test".into(),
@@ -121,10 +123,10 @@ fn l1_bytes_never_exceed_the_budget_during_a_replay() {
             max_bytes: Some(bytesize::ByteSize(budget)),
             ..L1Config::default()
         },
-        l2: Some(cache_bench::adapter::l2_options(
-            dir.path().join("l2.redb"),
-            64 << 20,
-        )),
+        l2: Some(cache_core::L2Options {
+            max_bytes: bytesize::ByteSize(64 << 20),
+            ..cache_core::L2Options::new(dir.path().join("l2.redb"))
+        }),
         ..Config::default()
     };
     let target = TieredTarget::new(TieredCache::open(&config).unwrap(), Values::new(1 << 20, 7));
@@ -159,6 +161,7 @@ fn zipf_spec(seed: u64, peers: Vec<Peer>, async_promotion: bool) -> ReplaySpec {
             l2_dir: None,
             peers,
             async_promotion,
+            engine: cache_core::Config::default(),
         },
         value_size: 1024,
         command: "test".into(),
@@ -266,4 +269,85 @@ fn the_binary_replays_a_trace_and_writes_json() {
         !bad.status.success(),
         "--l1 and --l1-entries exclude each other"
     );
+}
+
+#[test]
+fn the_binary_benchmarks_an_engine_config_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("tiny.lis");
+    std::fs::write(&trace, "0 50 0 1\n0 50 0 2\n25 50 0 3\n").unwrap();
+    let live = dir.path().join("live/l2.redb");
+    let config = dir.path().join("cache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[l1]\nmax_entries = 40\nshards = 1\npolicy = \"sieve\"\n\
+             [l2]\npath = {live:?}\nmax_bytes = \"1MiB\"\ncompression = {{ enabled = false }}\n\
+             [promotion]\nmode = \"async\"\nworkers = 1\n"
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("out.json");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let output = common::cli()
+            .args(["replay", trace.to_str().unwrap(), "--peers", "moka"])
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--json", json.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        common::succeeded(&output);
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    };
+
+    let report = run(&[]);
+    let setup = &report["setup"];
+    assert_eq!(setup["l1_unit"], "entries");
+    assert_eq!(setup["l1_capacity"], 40);
+    assert_eq!(setup["l1_shards"], 1);
+    assert_eq!(setup["l1_policy"], "sieve");
+    assert_eq!(setup["l2_max_bytes"], 1 << 20);
+    assert_eq!(report["promotion"]["mode"], "async");
+    assert_eq!(setup["engine"]["promotion"]["workers"], 1);
+    assert_eq!(setup["engine"]["l2"]["compression"]["enabled"], false);
+    assert_eq!(report["l2"]["compressed_insertions"], 0);
+    assert_ne!(setup["engine"]["l2"]["path"], live.to_str().unwrap());
+    assert!(
+        !live.exists(),
+        "the bench must not touch the config's L2 file"
+    );
+    // Every entry fits: 50 cold misses, 50 hits, 25 hits and 25 misses.
+    assert_eq!(report["misses"], 75);
+    assert_eq!(report["peers"]["moka"]["requests"], 150);
+
+    let report = run(&["--l1", "64KiB", "--policy", "s3-fifo", "--no-l2"]);
+    let setup = &report["setup"];
+    assert_eq!(setup["l1_unit"], "bytes");
+    assert_eq!(setup["l1_capacity"], 64 << 10);
+    assert_eq!(setup["l1_policy"], "s3-fifo");
+    assert!(setup["l2_max_bytes"].is_null());
+    assert!(report["l2"].is_null());
+
+    // The example in the repo is a config the bench takes as it is.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cache.toml");
+    let output = common::cli()
+        .args(["replay", trace.to_str().unwrap(), "--config", example])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    common::succeeded(&output);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["setup"]["l1_capacity"], 256 << 20);
+    assert_eq!(report["setup"]["l2_max_bytes"], 8_u64 << 30);
+
+    std::fs::write(&config, "[l1]\nmax_byts = \"1MiB\"\n").unwrap();
+    let bad = common::cli()
+        .args(["replay", trace.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("max_byts"), "{stderr}");
 }

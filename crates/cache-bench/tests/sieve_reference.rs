@@ -23,6 +23,7 @@ fn sieve_miss_ratio(trace: &str, entries: u64) -> f64 {
             l2_dir: None,
             peers: Vec::new(),
             async_promotion: false,
+            engine: cache_core::Config::default(),
         },
         value_size: 8,
         command: String::new(),

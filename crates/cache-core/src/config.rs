@@ -337,6 +337,25 @@ mod tests {
         assert!(c.l2.is_none());
     }
 
+    /// `examples/cache.toml` parses, and every value it sets is the default except the three
+    /// it says are not: the file cannot drift from the code.
+    #[test]
+    fn the_example_config_is_valid_and_documents_the_defaults() {
+        let example = Config::from_toml_str(include_str!("../../../examples/cache.toml")).unwrap();
+        let expected = Config {
+            l1: L1Config {
+                max_bytes: Some(ByteSize::mib(256)),
+                ..L1Config::default()
+            },
+            l2: Some(L2Options {
+                max_bytes: ByteSize::gib(8),
+                ..L2Options::new("/var/cache/app/l2.redb")
+            }),
+            ..Config::default()
+        };
+        assert_eq!(example, expected);
+    }
+
     #[test]
     fn bad_configs_name_the_field() {
         let cases = [
