@@ -11,7 +11,18 @@
 //! | `get` | lookup under a shared lock | on an L1 miss: read, verify, promote into L1 |
 //! | `invalidate_key` | remove | delete (durable) |
 //!
-//! See `docs/architecture.md` for the data flow and the invariants.
+//! Reads take no lock while they read L2. Three guards keep the tiers in agreement (details and
+//! the tests that break without them: `docs/architecture.md`):
+//!
+//! - a **write sequence per key stripe**, noted before an L2 read and checked when the promotion
+//!   installs, so an overwritten or invalidated value is never promoted;
+//! - an **invalidation epoch** that prefix, tag and dependency invalidations bump between their
+//!   L2 step and their single L1 sweep, which installs and puts check the same way;
+//! - a **generation per namespace**, held by every L1 entry, which makes
+//!   [`TieredCache::invalidate_namespace`] O(1) and durable (L2 persists the bump).
+//!
+//! See `docs/architecture.md` for the data flow and the invariants, `docs/operations.md` for
+//! every knob and stat.
 //!
 //! ```
 //! use cache_core::{Config, TieredCache};
