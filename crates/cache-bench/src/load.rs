@@ -17,7 +17,16 @@
 //! - Timed: `threads` threads released together by a barrier run their ops: a read is a `get`
 //!   (a miss inserts nothing), an insert (a `1 - read_ratio` share of ops) inserts its key.
 //!   Throughput is all threads' ops over the wall time from the barrier to the last thread's
-//!   end; the hit ratio is over the timed reads.
+//!   end; the hit ratio is over the timed reads (each key a scan reads counts as one read).
+//! - Workloads ([`Workload`]): the plain mix above, or the YCSB core workloads A-F (Cooper et
+//!   al., "Benchmarking Cloud Serving Systems with YCSB", ACM Symposium on Cloud Computing
+//!   2010) mapped onto a cache: a read is a `get`, an update inserts an existing key, an insert
+//!   adds a key never seen before (each thread its own), a scan gets 1 to [`MAX_SCAN_LEN`]
+//!   consecutive keys, and a read-modify-write is a `get` then an insert of the key. Keys are Zipf(`zipf`) ranks
+//!   (YCSB's "zipfian"; `--zipf 0` is uniform), or for D the most recent inserts ("latest").
+//! - Latency: every timed op is timed on its own (two clock reads, about 40 ns, which are in
+//!   the throughput too) into a per-thread HDR histogram of nanoseconds (3 significant
+//!   digits); the report gives p50, p90, p99, p99.9 and max over all threads.
 //! - Targets run one after another in one process, each into a fresh cache; with several runs,
 //!   every run measures every target in turn and the median run (by throughput) is reported.
 
@@ -28,6 +37,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use clap::ValueEnum as _;
+use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
@@ -47,6 +58,56 @@ pub const WARM_MAX_PASSES: usize = 10;
 
 /// A value: its own allocation, shared by reference count.
 pub type Value = Arc<[u8]>;
+
+/// Longest scan of YCSB E, in keys; each scan's length is uniform in `1..=MAX_SCAN_LEN`.
+pub const MAX_SCAN_LEN: u16 = 100;
+
+/// The mix of operations of a `load` run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Reads (a `read_ratio` share; a miss inserts nothing) and inserts of Zipf keys. The default.
+    #[default]
+    Mix,
+    /// YCSB A, update heavy: 50% reads, 50% updates.
+    YcsbA,
+    /// YCSB B, read mostly: 95% reads, 5% updates.
+    YcsbB,
+    /// YCSB C, read only.
+    YcsbC,
+    /// YCSB D, read latest: 95% reads skewed to the newest keys, 5% inserts of new keys.
+    YcsbD,
+    /// YCSB E, short ranges: 95% scans of 1 to [`MAX_SCAN_LEN`] keys, 5% inserts of new keys.
+    YcsbE,
+    /// YCSB F, read-modify-write: 50% reads, 50% read-then-update.
+    YcsbF,
+}
+
+impl Workload {
+    /// `(read, update, insert, scan)` shares; the rest is read-modify-write.
+    fn shares(self, read_ratio: f64) -> [f64; 4] {
+        match self {
+            Self::Mix => [read_ratio, 1.0 - read_ratio, 0.0, 0.0],
+            Self::YcsbA => [0.5, 0.5, 0.0, 0.0],
+            Self::YcsbB => [0.95, 0.05, 0.0, 0.0],
+            Self::YcsbC => [1.0, 0.0, 0.0, 0.0],
+            Self::YcsbD => [0.95, 0.0, 0.05, 0.0],
+            Self::YcsbE => [0.0, 0.0, 0.05, 0.95],
+            Self::YcsbF => [0.5, 0.0, 0.0, 0.0],
+        }
+    }
+}
+
+/// One pre-drawn operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    /// An insert of a key that exists (an update) or of a new key.
+    Write,
+    /// Gets of this many consecutive keys.
+    Scan(u16),
+    ReadModifyWrite,
+}
 
 /// A cache `load` and `mem` measure, each built with its crate's defaults for an entry budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -203,7 +264,10 @@ pub struct LoadSpec {
     /// Shard count of `cache-l1` and `quick_cache` (moka has no such knob), to compare them at
     /// equal shard counts. Default `None`: each cache picks its own.
     pub shards: Option<usize>,
-    /// Share of ops that are gets, in [0, 1]; the rest are inserts. Default 1.0.
+    /// The mix of operations. Default [`Workload::Mix`].
+    pub workload: Workload,
+    /// Share of ops that are gets, in [0, 1], under [`Workload::Mix`]; the rest are inserts.
+    /// Default 1.0.
     pub read_ratio: f64,
     /// Bytes per value (at least 8: values start with their key). Default 100.
     pub value_size: u32,
@@ -235,7 +299,9 @@ pub struct LoadSetup {
     pub capacity: u64,
     /// Shard count forced on `cache-l1` and `quick_cache`, if any.
     pub shards: Option<usize>,
-    /// Share of ops that are gets.
+    /// The mix of operations.
+    pub workload: Workload,
+    /// Share of ops that are gets (under the `mix` workload).
     pub read_ratio: f64,
     /// Bytes per value.
     pub value_size: u32,
@@ -272,6 +338,40 @@ pub struct LoadRun {
     pub warm_len: u64,
     /// Shards, if the cache tells.
     pub shards: Option<usize>,
+    /// Latency of the timed ops, all threads.
+    pub latency_ns: Latency,
+}
+
+/// Latency percentiles of one run's ops, in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest op.
+    pub max: u64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// A histogram of op latencies in nanoseconds, up to a minute, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
 }
 
 /// A target's reported figures: those of its median run.
@@ -283,6 +383,8 @@ pub struct LoadFigure {
     pub hit_ratio: f64,
     /// Throughput of every run, in run order.
     pub mops_runs: Vec<f64>,
+    /// Op latency in the median run.
+    pub latency_ns: Latency,
 }
 
 /// Everything a `load` run measured; serialized as its `--json` output.
@@ -305,10 +407,12 @@ pub struct LoadReport {
 /// One thread's pre-drawn ops.
 struct Sequence {
     keys: Vec<u64>,
-    /// Whether each op is a read (else an insert).
-    reads: Vec<bool>,
+    ops: Vec<Op>,
 }
 
+/// Draws each thread's sequence: op kinds by the workload's shares, keys by Zipf rank (key 0 is
+/// the hottest). Thread `t`'s `j`-th insert of a new key is `keys + j * threads + t`; YCSB D
+/// reads the key that many ranks below the thread's newest.
 fn sequences(spec: &LoadSpec) -> anyhow::Result<Vec<Sequence>> {
     #[expect(clippy::cast_precision_loss, reason = "key counts far below 2^53")]
     let zipf = Zipf::new(spec.keys as f64, spec.zipf).map_err(|e| {
@@ -318,23 +422,69 @@ fn sequences(spec: &LoadSpec) -> anyhow::Result<Vec<Sequence>> {
             spec.zipf
         )
     })?;
-    Ok((0..spec.threads as u64)
+    let [read, update, insert, scan] = spec.workload.shares(spec.read_ratio);
+    let threads = spec.threads as u64;
+    Ok((0..threads)
         .map(|t| {
             let mut rng = StdRng::seed_from_u64(spec.seed.wrapping_add(t));
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "Zipf samples are integers in 1..=keys"
-            )]
-            let keys = (0..spec.sequence_len)
-                .map(|_| zipf.sample(&mut rng) as u64 - 1)
-                .collect();
-            let reads = (0..spec.sequence_len)
-                .map(|_| spec.read_ratio >= 1.0 || rng.random_bool(spec.read_ratio))
-                .collect();
-            Sequence { keys, reads }
+            let mut keys = Vec::with_capacity(spec.sequence_len);
+            let mut ops = Vec::with_capacity(spec.sequence_len);
+            let mut inserted = 0u64;
+            for _ in 0..spec.sequence_len {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "Zipf samples are integers in 1..=keys"
+                )]
+                let rank = zipf.sample(&mut rng) as u64 - 1;
+                let x: f64 = if spec.workload == Workload::Mix && read >= 1.0 {
+                    0.0
+                } else {
+                    rng.random()
+                };
+                let (op, key) = if x < read {
+                    let key = if spec.workload == Workload::YcsbD {
+                        // The newest key this thread knows, less the Zipf rank.
+                        let newest = if inserted == 0 {
+                            spec.keys - 1
+                        } else {
+                            spec.keys + (inserted - 1) * threads + t
+                        };
+                        newest.saturating_sub(rank)
+                    } else {
+                        rank
+                    };
+                    (Op::Read, key)
+                } else if x < read + update {
+                    (Op::Write, rank)
+                } else if x < read + update + insert {
+                    inserted += 1;
+                    (Op::Write, spec.keys + (inserted - 1) * threads + t)
+                } else if x < read + update + insert + scan {
+                    (Op::Scan(rng.random_range(1..=MAX_SCAN_LEN)), rank)
+                } else {
+                    (Op::ReadModifyWrite, rank)
+                };
+                keys.push(key);
+                ops.push(op);
+            }
+            Sequence { keys, ops }
         })
         .collect())
+}
+
+/// Keys a run can touch: the Zipf keys, the inserted ones, and scans running past either.
+fn key_space(spec: &LoadSpec, seqs: &[Sequence]) -> u64 {
+    let top = seqs
+        .iter()
+        .flat_map(|s| s.keys.iter().zip(&s.ops))
+        .map(|(&k, op)| match op {
+            Op::Scan(n) => k + u64::from(*n),
+            _ => k + 1,
+        })
+        .max()
+        .unwrap_or(0);
+    top.max(spec.keys)
 }
 
 /// Every key's value: `value_size` bytes starting with the key, each its own allocation.
@@ -354,16 +504,20 @@ fn valid(key: u64, v: &[u8]) -> bool {
     v.get(..8) == Some(&key.to_le_bytes()[..])
 }
 
-/// One warm-up pass over every thread's sequence, in parallel: a get per op, an insert on a
-/// miss. Returns `(hits, gets, wrong values)`.
+/// One warm-up pass over every thread's sequence, in parallel: a get per op (but writes), an
+/// insert on a miss. Returns `(hits, gets, wrong values)`.
 fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u64, u64, u64) {
     std::thread::scope(|s| {
         let handles: Vec<_> = seqs
             .iter()
             .map(|seq| {
                 s.spawn(move || {
-                    let (mut hits, mut wrong) = (0u64, 0u64);
-                    for &key in &seq.keys {
+                    let (mut hits, mut wrong, mut gets) = (0u64, 0u64, 0u64);
+                    for (&key, &op) in seq.keys.iter().zip(&seq.ops) {
+                        if op == Op::Write {
+                            continue;
+                        }
+                        gets += 1;
                         if let Some(v) = cache.get(key) {
                             hits += 1;
                             wrong += u64::from(!valid(key, &v));
@@ -371,7 +525,7 @@ fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u
                             cache.insert(key, Arc::clone(&values[index(key)]));
                         }
                     }
-                    (hits, seq.keys.len() as u64, wrong)
+                    (hits, gets, wrong)
                 })
             })
             .collect();
@@ -388,12 +542,26 @@ fn index(key: u64) -> usize {
 }
 
 /// What one timed thread did.
-#[derive(Default)]
 struct ThreadCount {
     ops: u64,
     reads: u64,
     hits: u64,
     wrong: u64,
+    latency: Histogram<u64>,
+}
+
+/// A get of `key` that counts the read, the hit, and a value of another key.
+#[inline]
+fn read<C: LoadCache>(cache: &C, key: u64, c: &mut ThreadCount) -> bool {
+    c.reads += 1;
+    match cache.get(key) {
+        Some(v) => {
+            c.hits += 1;
+            c.wrong += u64::from(!valid(key, &v));
+            true
+        }
+        None => false,
+    }
 }
 
 /// One thread's timed loop.
@@ -411,22 +579,37 @@ fn timed_thread<C: LoadCache>(
         Length::Duration(_) => u64::MAX,
     };
     let mask = seq.keys.len() - 1;
-    let mut c = ThreadCount::default();
+    let mut c = ThreadCount {
+        ops: 0,
+        reads: 0,
+        hits: 0,
+        wrong: 0,
+        latency: latency_histogram(),
+    };
     let mut i = 0usize;
     while c.ops < limit {
         let key = seq.keys[i & mask];
-        if seq.reads[i & mask] {
-            c.reads += 1;
-            if let Some(v) = cache.get(key) {
-                c.hits += 1;
-                c.wrong += u64::from(!valid(key, &v));
+        let start = Instant::now();
+        match seq.ops[i & mask] {
+            Op::Read => {
+                read(cache, key, &mut c);
             }
-        } else {
-            cache.insert(key, Arc::clone(&values[index(key)]));
+            Op::Write => cache.insert(key, Arc::clone(&values[index(key)])),
+            Op::Scan(n) => {
+                for k in key..key + u64::from(n) {
+                    read(cache, k, &mut c);
+                }
+            }
+            Op::ReadModifyWrite => {
+                read(cache, key, &mut c);
+                cache.insert(key, Arc::clone(&values[index(key)]));
+            }
         }
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        c.latency.saturating_record(ns.max(1));
         c.ops += 1;
         i += 1;
-        if c.ops % CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+        if c.ops.is_multiple_of(CHECK_EVERY) && stop.load(Ordering::Relaxed) {
             break;
         }
     }
@@ -490,6 +673,12 @@ fn measure<C: LoadCache>(
         sum(|c| c.wrong),
     );
     anyhow::ensure!(wrong == 0, "{wrong} hits returned another key's value");
+    let mut latency = latency_histogram();
+    for c in &counts {
+        latency
+            .add(&c.latency)
+            .context("merging latency histograms")?;
+    }
     #[expect(clippy::cast_precision_loss, reason = "a rate")]
     let mops = ops as f64 / elapsed.as_secs_f64() / 1e6;
     Ok(LoadRun {
@@ -502,6 +691,7 @@ fn measure<C: LoadCache>(
         warmup_hit_ratio: warm_hit_ratio,
         warm_len,
         shards: cache.shards(),
+        latency_ns: Latency::of(&latency),
     })
 }
 
@@ -538,7 +728,7 @@ pub fn load(
 ) -> anyhow::Result<LoadReport> {
     check(spec)?;
     let seqs = sequences(spec)?;
-    let values = values(spec.keys, spec.value_size);
+    let values = values(key_space(spec, &seqs), spec.value_size);
     let mut runs = Vec::with_capacity(spec.runs);
     for run in 0..spec.runs {
         let mut figures = BTreeMap::new();
@@ -574,6 +764,7 @@ pub fn load(
                 mops: median.mops,
                 hit_ratio: median.hit_ratio,
                 mops_runs: runs.iter().map(|r| r[name].mops).collect(),
+                latency_ns: median.latency_ns,
             };
             (name.to_owned(), figure)
         })
@@ -596,6 +787,7 @@ pub fn load(
             zipf: spec.zipf,
             capacity: spec.capacity,
             shards: spec.shards,
+            workload: spec.workload,
             read_ratio: spec.read_ratio,
             value_size: spec.value_size,
             ops_per_thread: match spec.length {
@@ -627,22 +819,31 @@ impl LoadReport {
             (None, Some(d)) => format!("{d} s"),
             (None, None) => String::new(),
         };
+        let mix = match s.workload {
+            Workload::Mix => format!("{:.0}% reads", s.read_ratio * 100.0),
+            w => w
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+        };
         let _ = writeln!(
             out,
-            "load:     {} threads, Zipf({}) over {} keys, capacity {} entries, {:.0}% reads, \
+            "load:     {} threads, Zipf({}) over {} keys, capacity {} entries, {mix}, \
              {}-byte values, {length}",
-            s.threads,
-            s.zipf,
-            s.keys,
-            s.capacity,
-            s.read_ratio * 100.0,
-            s.value_size
+            s.threads, s.zipf, s.keys, s.capacity, s.value_size
         );
         let _ = writeln!(out, "runs:     {} (median reported)\n", self.runs.len());
         let _ = writeln!(
             out,
-            "{:<12} {:>10} {:>10} {:>8}  runs (Mops/s)",
-            "target", "Mops/s", "hit ratio", "shards"
+            "{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  runs (Mops/s)",
+            "target",
+            "Mops/s",
+            "hit ratio",
+            "shards",
+            "p50 ns",
+            "p90 ns",
+            "p99 ns",
+            "p99.9 ns",
+            "max ns"
         );
         for (name, f) in &self.targets {
             let shards = self
@@ -651,11 +852,17 @@ impl LoadReport {
                 .and_then(|r| r[name].shards)
                 .map_or_else(|| "-".to_owned(), |n| n.to_string());
             let runs: Vec<String> = f.mops_runs.iter().map(|m| format!("{m:.2}")).collect();
+            let l = &f.latency_ns;
             let _ = writeln!(
                 out,
-                "{name:<12} {:>10.2} {:>9.2}% {shards:>8}  {}",
+                "{name:<12} {:>10.2} {:>9.2}% {shards:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}",
                 f.mops,
                 f.hit_ratio * 100.0,
+                l.p50,
+                l.p90,
+                l.p99,
+                l.p999,
+                l.max,
                 runs.join(" ")
             );
         }

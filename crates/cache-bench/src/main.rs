@@ -153,7 +153,13 @@ struct LoadL1Args {
     /// shard counts. Default: each cache's own.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
-    /// Share of ops that are gets (a miss inserts nothing); the rest insert their key.
+    /// The mix of operations: `mix` (gets and inserts by `--read-ratio`) or a YCSB core
+    /// workload, `ycsb-a` (50% updates) to `ycsb-f` (read-modify-write); see the `load` module
+    /// docs for how each maps onto a cache.
+    #[arg(long, value_enum, default_value = "mix")]
+    workload: cache_bench::load::Workload,
+    /// Share of ops that are gets under `--workload mix` (a miss inserts nothing); the rest
+    /// insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
@@ -563,6 +569,7 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
         zipf: l1.zipf,
         capacity: l1.capacity,
         shards: l1.shards,
+        workload: l1.workload,
         read_ratio: l1.read_ratio,
         value_size: a.value_size.unwrap_or(100),
         length: a

@@ -11,6 +11,7 @@ fn tiny(read_ratio: f64) -> LoadSpec {
         zipf: 0.99,
         capacity: 100,
         shards: None,
+        workload: cache_bench::load::Workload::Mix,
         read_ratio,
         value_size: 32,
         length: Length::Ops(20_000),
@@ -97,4 +98,96 @@ fn mem_measures_each_target_in_a_child_process() {
     }
     let table = report.to_table();
     assert!(table.contains("overhead/entry"), "{table}");
+}
+
+/// Each YCSB workload reads as its mix says: C only reads, A and B also update, D and E also
+/// insert new keys, E's scans read several keys per op, F reads once per op; latencies are
+/// ordered and the values checked.
+#[test]
+fn ycsb_workloads_run_their_mix_on_every_target() {
+    use cache_bench::load::Workload;
+    for workload in [
+        Workload::YcsbA,
+        Workload::YcsbB,
+        Workload::YcsbC,
+        Workload::YcsbD,
+        Workload::YcsbE,
+        Workload::YcsbF,
+    ] {
+        let mut spec = tiny(1.0);
+        spec.workload = workload;
+        let report = load(&spec, |_, _, _| {}).unwrap();
+        for (name, run) in &report.runs[0] {
+            let what = format!("{workload:?} {name}");
+            assert_eq!(run.ops, 40_000, "{what}");
+            assert!(run.hit_ratio > 0.0 && run.hit_ratio <= 1.0, "{what}");
+            #[expect(clippy::cast_precision_loss, reason = "small counts")]
+            let reads_per_op = run.reads as f64 / run.ops as f64;
+            let expected = match workload {
+                Workload::YcsbA => 0.40..0.60,
+                Workload::YcsbB | Workload::YcsbD => 0.92..0.98,
+                Workload::YcsbC | Workload::YcsbF => 1.0..1.000_001,
+                // 95% scans of 50.5 keys on average.
+                Workload::YcsbE => 40.0..55.0,
+                Workload::Mix => unreachable!(),
+            };
+            assert!(
+                expected.contains(&reads_per_op),
+                "{what}: {reads_per_op} reads per op"
+            );
+            let l = run.latency_ns;
+            assert!(
+                0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max,
+                "{what}: {l:?}"
+            );
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        let name = serde_json::to_value(workload).unwrap();
+        assert_eq!(json["setup"]["workload"], name);
+        assert!(name.as_str().unwrap().starts_with("ycsb-"));
+        for field in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                json["targets"]["moka"]["latency_ns"][field].is_u64(),
+                "{field}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_binary_runs_ycsb_b_for_a_duration_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+        .args(["load", "--workload", "ycsb-b", "--threads", "2"])
+        .args([
+            "--duration",
+            "100ms",
+            "--keys",
+            "10000",
+            "--capacity",
+            "1000",
+        ])
+        .args(["--sequence-len", "4096", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ycsb-b") && stdout.contains("p99 ns"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for name in ["cache-l1", "moka", "quick_cache"] {
+        let t = &report["targets"][name];
+        assert!(t["mops"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(t["latency_ns"]["p99"].as_u64().unwrap() > 0, "{name}");
+        let run = &report["runs"][0][name];
+        assert!(run["reads"].as_u64().unwrap() <= run["ops"].as_u64().unwrap());
+    }
 }
