@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -437,6 +436,22 @@ impl CacheArgs {
     }
 }
 
+/// A progress bar on stderr for `total` steps (a counter with a rate when unknown); indicatif
+/// draws nothing when stderr is not a terminal.
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} ({per_sec}, {eta} left)"
+    } else {
+        "{elapsed_precise} {human_pos} requests ({per_sec})"
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -516,7 +531,15 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let report = cache_bench::replay(&spec, |_| {})?;
+    let report = {
+        let bar = progress_bar(match &spec.source {
+            Source::Zipf { requests, .. } => Some(*requests),
+            Source::Trace { .. } => None,
+        });
+        let report = cache_bench::replay(&spec, |served| bar.set_position(served));
+        bar.finish_and_clear();
+        report?
+    };
     print!("{}", report.to_table());
     if let Some(path) = json {
         write_json(&path, &report)?;
@@ -690,15 +713,13 @@ fn mrc(a: MrcArgs, command: String) -> anyhow::Result<ExitCode> {
         threads: a.threads,
         command,
     };
-    let interactive = std::io::stderr().is_terminal();
+    let bar = progress_bar(None);
     let report = cache_bench::mrc::mrc(&spec, |done, total| {
-        if interactive {
-            eprint!("\r{done}/{total} replays done");
-            if done == total {
-                eprintln!();
-            }
-        }
-    })?;
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let report = report?;
     print!("{}", report.to_table());
     if let Some(path) = &a.json {
         write_json(path, &report)?;
