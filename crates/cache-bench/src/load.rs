@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::replay::ratio;
 
-use crate::report::Machine;
+use crate::report::{Machine, latency_histogram, record_since};
 
 /// Keys (and op kinds) each thread draws before timing and then cycles through, by default:
 /// 2^20.
@@ -375,11 +375,6 @@ impl Latency {
     }
 }
 
-/// A histogram of op latencies in nanoseconds, up to a minute, 3 significant digits.
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
-}
-
 /// A target's reported figures: those of its median run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadFigure {
@@ -558,15 +553,11 @@ struct ThreadCount {
 
 /// A get of `key` that counts the read, the hit, and a value of another key.
 #[inline]
-fn read<C: LoadCache>(cache: &C, key: u64, c: &mut ThreadCount) -> bool {
+fn read<C: LoadCache>(cache: &C, key: u64, c: &mut ThreadCount) {
     c.reads += 1;
-    match cache.get(key) {
-        Some(v) => {
-            c.hits += 1;
-            c.wrong += u64::from(!valid(key, &v));
-            true
-        }
-        None => false,
+    if let Some(v) = cache.get(key) {
+        c.hits += 1;
+        c.wrong += u64::from(!valid(key, &v));
     }
 }
 
@@ -574,9 +565,7 @@ fn read<C: LoadCache>(cache: &C, key: u64, c: &mut ThreadCount) -> bool {
 #[inline]
 fn run_op<C: LoadCache>(cache: &C, key: u64, op: Op, values: &[Value], c: &mut ThreadCount) {
     match op {
-        Op::Read => {
-            read(cache, key, c);
-        }
+        Op::Read => read(cache, key, c),
         Op::Write => cache.insert(key, Arc::clone(&values[index(key)])),
         Op::Scan(n) => {
             for k in key..key + u64::from(n) {
@@ -618,8 +607,7 @@ fn timed_thread<C: LoadCache>(
         if c.ops.is_multiple_of(LATENCY_SAMPLE_EVERY) {
             let start = Instant::now();
             run_op(cache, key, op, values, &mut c);
-            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            c.latency.saturating_record(ns.max(1));
+            record_since(&mut c.latency, start);
         } else {
             run_op(cache, key, op, values, &mut c);
         }

@@ -67,10 +67,6 @@ const CACHE_L2: &str = "cache-l2";
 const RAW_REDB: &str = "raw-redb";
 /// The baseline's one table.
 const RAW_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
-/// Largest latency the histograms hold (longer ones are clamped to it): 60 s, in nanoseconds.
-const MAX_LATENCY_NS: u64 = 60_000_000_000;
-/// Significant figures of the latency histograms.
-const LATENCY_SIGFIG: u8 = 3;
 /// A get thread checks for the stop flag every this many gets.
 const STOP_CHECK_EVERY: u64 = 64;
 /// How often a timed get phase looks for a failed thread while it waits.
@@ -267,11 +263,6 @@ fn put_raw_redb(
     })
 }
 
-fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, LATENCY_SIGFIG)
-        .map_err(|e| anyhow::anyhow!("latency histogram: {e}"))
-}
-
 /// The get phase: `spec.threads` threads released together, each getting uniformly drawn keys
 /// with `get` and checking every value against `values`.
 fn get_phase<F, V>(get: &F, spec: &L2LoadSpec, values: &ValueGen) -> anyhow::Result<Gets>
@@ -281,8 +272,8 @@ where
 {
     // Made here, so a thread cannot fail before the barrier and leave the others waiting.
     let histograms = (0..spec.threads)
-        .map(|_| latency_histogram())
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|_| crate::report::latency_histogram())
+        .collect::<Vec<_>>();
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(spec.threads + 1);
     let (results, elapsed) = std::thread::scope(|s| {
@@ -318,7 +309,7 @@ where
             .collect();
         (results, start.elapsed())
     });
-    let mut latency_ns = latency_histogram()?;
+    let mut latency_ns = crate::report::latency_histogram();
     let mut gets = 0;
     for result in results {
         let (n, hist) = result?;
@@ -358,8 +349,7 @@ where
         let index = rng.random_range(0..spec.entries);
         let start = Instant::now();
         let got = get(&key(index))?;
-        let ns = start.elapsed().as_nanos();
-        latency_ns.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+        crate::report::record_since(&mut latency_ns, start);
         values.check(index, got.as_ref().map(AsRef::as_ref))?;
         gets += 1;
         if gets.is_multiple_of(STOP_CHECK_EVERY) && stop.load(Ordering::Relaxed) {

@@ -55,9 +55,7 @@ impl Default for Tally {
             elapsed: Duration::ZERO,
             l1_max_in_use: None,
             l1_capacity: None,
-            // 1 ns to 60 s at 3 significant digits: the bounds are valid constants.
-            l2_hit_latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            l2_hit_latency_ns: crate::report::latency_histogram(),
         }
     }
 }
@@ -157,8 +155,7 @@ pub fn run(
                 let t0 = Instant::now();
                 let outcome = target.serve(key, size)?;
                 if outcome == Outcome::L2Hit {
-                    let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    tally.l2_hit_latency_ns.saturating_record(ns.max(1));
+                    crate::report::record_since(&mut tally.l2_hit_latency_ns, t0);
                 }
                 tally.record(outcome, size);
             }

@@ -3,9 +3,31 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::replay::Tally;
+
+/// Largest latency the bench's histograms hold (longer ones are clamped to it): 60 s, in
+/// nanoseconds.
+pub const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// An empty latency histogram: nanoseconds from 1 to [`MAX_LATENCY_NS`], 3 significant digits.
+/// Record with [`record_since`].
+///
+/// # Panics
+///
+/// Never: the bounds are constants hdrhistogram accepts.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid")
+}
+
+/// Records the nanoseconds since `start` (at least 1, clamped to the histogram's range).
+#[inline]
+pub fn record_since(h: &mut Histogram<u64>, start: std::time::Instant) {
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    h.saturating_record(ns.max(1));
+}
 
 /// The machine a run measured, so figures are read against their hardware.
 #[derive(Debug, Clone, Serialize)]
