@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
+mod backend;
 mod budget;
 mod compress;
 mod error;

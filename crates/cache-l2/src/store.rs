@@ -15,6 +15,7 @@ use redb::{
     ReadableTable, ReadableTableMetadata, TableError,
 };
 
+use crate::backend::{Counting, FileIo};
 use crate::budget::{
     chunk_footprint, entry_footprint, file_capacity, footprint_limit, label_footprint,
 };
@@ -123,6 +124,13 @@ pub struct L2Stats {
     pub max_bytes: u64,
     /// Size of the database file on disk now, in bytes.
     pub file_bytes: u64,
+    /// Bytes redb has read from the file since the store was opened (reads its page cache
+    /// served are not counted; the OS page cache may still serve counted ones).
+    pub file_read_bytes: u64,
+    /// Bytes redb has written to the file since the store was opened.
+    pub file_written_bytes: u64,
+    /// `fsync`s (`fdatasync`) of the file since the store was opened.
+    pub file_syncs: u64,
 }
 
 impl L2Stats {
@@ -256,6 +264,8 @@ pub(crate) struct Inner {
     queue_max_bytes: u64,
     key_hasher: RandomState,
     counters: Counters,
+    /// Bytes redb read from and wrote to the file.
+    file_io: Arc<FileIo>,
     /// What a put does when the store is full.
     pub(crate) on_full: OnFull,
     /// SIEVE's visited bits, set by gets (see [`crate::eviction`]).
@@ -489,9 +499,16 @@ impl Store {
         create_private(&path)?;
         let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
         let needs_repair = refuse_foreign(&path, page_cache)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&path, e))?;
+        let (backend, file_io) = Counting::new(backend);
         let db = redb::Builder::new()
             .set_cache_size(page_cache)
-            .create(&path)
+            .create_with_backend(backend)
             .map_err(|e| open_error(&path, e))?;
         let state = init_or_check(&db, &path).map_err(|e| match e {
             L2Error::Foreign { path, reason } if needs_repair => L2Error::Foreign {
@@ -503,7 +520,7 @@ impl Store {
             },
             other => other,
         })?;
-        Self::start(db, options, state)
+        Self::start(db, options, state, file_io)
     }
 
     /// Opens a store on a caller-supplied redb storage backend instead of a file, e.g. one that
@@ -520,16 +537,22 @@ impl Store {
     ) -> Result<Self> {
         options.validate()?;
         let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
+        let (backend, file_io) = Counting::new(backend);
         let db = redb::Builder::new()
             .set_cache_size(page_cache)
             .create_with_backend(backend)
             .map_err(|e| open_error(&options.path, e))?;
         let state = init_or_check(&db, &options.path)?;
-        Self::start(db, options, state)
+        Self::start(db, options, state, file_io)
     }
 
     /// Wraps an opened, checked database and starts the writer thread.
-    fn start(db: Database, options: &L2Options, state: Persisted) -> Result<Self> {
+    fn start(
+        db: Database,
+        options: &L2Options,
+        state: Persisted,
+        file_io: Arc<FileIo>,
+    ) -> Result<Self> {
         let path = options.path.clone();
         let key_hasher = RandomState::new();
         let fp = options.synopsis_false_positive_rate;
@@ -572,6 +595,7 @@ impl Store {
             on_full: options.on_full,
             visited: VisitedBits::for_budget(footprint_limit(options.max_bytes.as_u64())),
             synopsis,
+            file_io,
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let group = options.group_commit;
@@ -1102,6 +1126,7 @@ impl Store {
         let inner = &*self.inner;
         let c = &inner.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (file_read_bytes, file_written_bytes, file_syncs) = inner.file_io.snapshot();
         L2Stats {
             hits: load(&c.hits),
             misses: load(&c.misses),
@@ -1133,6 +1158,9 @@ impl Store {
             file_capacity: file_capacity(inner.max_bytes),
             max_bytes: inner.max_bytes,
             file_bytes: std::fs::metadata(&inner.path).map_or(0, |m| m.len()),
+            file_read_bytes,
+            file_written_bytes,
+            file_syncs,
         }
     }
 
