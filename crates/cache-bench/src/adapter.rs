@@ -1,5 +1,6 @@
 //! One adapter trait for every cache under test, and the adapters.
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use cache_core::{Error as CoreError, L1_ENTRY_OVERHEAD, Tier, TieredCache};
 use rand::{RngExt, SeedableRng};
@@ -39,6 +40,21 @@ pub trait Target: Send + Sync {
     fn l1_usage(&self) -> Option<(u64, u64)> {
         None
     }
+
+    /// Bytes the disk tier has read and written so far, if the target has one.
+    fn disk_io(&self) -> Option<DiskIo> {
+        None
+    }
+}
+
+/// Bytes a disk tier read from and wrote to its files, as the cache counts them: calls into
+/// its storage, which the operating system's page cache may still serve without the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiskIo {
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Bytes written.
+    pub written_bytes: u64,
 }
 
 /// The bytes each key's value is made of: slices of one shared buffer of random bytes, at an
@@ -152,6 +168,13 @@ impl Target for TieredTarget {
     fn l1_usage(&self) -> Option<(u64, u64)> {
         let s = self.cache.stats().l1;
         Some((s.weight, s.capacity))
+    }
+
+    fn disk_io(&self) -> Option<DiskIo> {
+        self.cache.stats().l2.map(|l2| DiskIo {
+            read_bytes: l2.file_read_bytes,
+            written_bytes: l2.file_written_bytes,
+        })
     }
 }
 
@@ -449,9 +472,181 @@ impl Target for LruTarget {
     }
 }
 
+/// The disk budget of a hybrid peer.
+#[derive(Debug, Clone)]
+pub struct DiskBudget {
+    /// Bytes of disk the cache may use.
+    pub max_bytes: u64,
+    /// Directory its files go in.
+    pub dir: std::path::PathBuf,
+    /// Bytes of written entries it may hold in memory while they wait for the disk: the same
+    /// allowance as our L2's group-commit queue (`queue_max_bytes`).
+    pub write_buffer_bytes: u64,
+}
+
+/// foyer's hybrid cache (`foyer::HybridCache`, a memory cache over a block-structured disk
+/// cache): the peer closest to our architecture.
+///
+/// Set up as ours is: the memory tier gets the L1 budget and weigher ([`EntryWeigher`]),
+/// keeping foyer's default policy (LRU, 8 shards); the disk tier gets the L2 budget on a file
+/// device in `dir` (buffered I/O, `pread`/`pwrite`), written on insertion
+/// (`WriteOnInsertion`, as our write-through L2), with a write buffer and submit queue of
+/// `write_buffer_bytes` each. Blocks are 16 MiB, or 1/16 of a smaller disk budget (at least
+/// 64 KiB); an entry larger than a block is kept in memory only. foyer drops disk writes when
+/// its buffers are full rather than wait, so under a write burst it may hold fewer entries
+/// than its budget allows. A disk read runs on foyer's tokio runtime (2 worker threads),
+/// which the serving thread blocks on; memory hits never leave the serving thread.
+pub struct FoyerTarget {
+    cache: foyer::HybridCache<u64, Bytes>,
+    runtime: tokio::runtime::Runtime,
+    values: Values,
+}
+
+impl std::fmt::Debug for FoyerTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoyerTarget").finish_non_exhaustive()
+    }
+}
+
+/// foyer's block size for a disk budget of `disk` bytes: 16 MiB, or 1/16 of a smaller budget
+/// (4 KiB-aligned, at least 64 KiB).
+fn foyer_block_size(disk: u64) -> usize {
+    const MAX: u64 = 16 << 20;
+    const MIN: u64 = 64 << 10;
+    let block = (disk / 16).clamp(MIN, MAX) & !4095;
+    usize::try_from(block).unwrap_or(16 << 20)
+}
+
+impl FoyerTarget {
+    /// A hybrid cache with `capacity` bytes (`by_bytes`) or entries of memory and `disk` on
+    /// disk.
+    ///
+    /// # Errors
+    ///
+    /// If the runtime cannot start or foyer cannot create its device or open.
+    pub fn new(
+        capacity: u64,
+        by_bytes: bool,
+        disk: &DiskBudget,
+        values: Values,
+    ) -> anyhow::Result<Self> {
+        use foyer::{
+            BlockEngineConfig, DeviceBuilder as _, FsDeviceBuilder, HybridCacheBuilder,
+            HybridCachePolicy, PsyncIoEngineConfig, RecoverMode,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("foyer")
+            .enable_all()
+            .build()
+            .context("starting foyer's tokio runtime")?;
+        let weigher = EntryWeigher::new(by_bytes);
+        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let buffer = to_usize(disk.write_buffer_bytes);
+        let cache = runtime
+            .block_on(async {
+                let device = FsDeviceBuilder::new(&disk.dir)
+                    .with_capacity(to_usize(disk.max_bytes))
+                    .build()?;
+                HybridCacheBuilder::new()
+                    .with_name("cache-bench")
+                    .with_policy(HybridCachePolicy::WriteOnInsertion)
+                    .with_flush_on_close(false)
+                    .memory(to_usize(capacity))
+                    .with_weighter(move |_: &u64, v: &Bytes| to_usize(weigher.weight(v.len())))
+                    .storage()
+                    .with_io_engine_config(PsyncIoEngineConfig::new())
+                    .with_engine_config(
+                        BlockEngineConfig::new(device)
+                            .with_block_size(foyer_block_size(disk.max_bytes))
+                            .with_buffer_pool_size(buffer)
+                            .with_submit_queue_size_threshold(buffer),
+                    )
+                    .with_recover_mode(RecoverMode::None)
+                    .build()
+                    .await
+            })
+            .context("opening foyer's hybrid cache")?;
+        Ok(Self {
+            cache,
+            runtime,
+            values,
+        })
+    }
+
+    /// The value of `key` and whether it came from disk, or `None`. A memory hit completes on
+    /// the calling thread; otherwise the thread blocks on foyer's runtime for the disk read.
+    ///
+    /// # Errors
+    ///
+    /// foyer's, for a failed disk read.
+    pub fn lookup(&self, key: u64) -> anyhow::Result<Option<(Bytes, bool)>> {
+        let entry = match self.cache.get(&key).try_unwrap() {
+            Ok(entry) => Some(entry),
+            Err(pending) => self.runtime.block_on(pending)?,
+        };
+        Ok(entry.map(|e| (e.value().clone(), e.source() == foyer::Source::Disk)))
+    }
+
+    /// Inserts `value` under `key` (into memory, and queued for the disk).
+    pub fn insert(&self, key: u64, value: Bytes) {
+        drop(self.cache.insert(key, value));
+    }
+
+    /// Entries in the memory tier now.
+    pub fn memory_len(&self) -> u64 {
+        self.cache.memory().usage() as u64
+    }
+}
+
+impl Target for FoyerTarget {
+    fn name(&self) -> &'static str {
+        "foyer"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        if let Some((value, disk)) = self.lookup(key)? {
+            anyhow::ensure!(self.values.check(key, &value), wrong_bytes("foyer", key));
+            return Ok(if disk { Outcome::L2Hit } else { Outcome::L1Hit });
+        }
+        self.insert(key, self.values.value(key, size));
+        Ok(Outcome::Miss)
+    }
+
+    fn l1_usage(&self) -> Option<(u64, u64)> {
+        let memory = self.cache.memory();
+        Some((memory.usage() as u64, memory.capacity() as u64))
+    }
+
+    fn disk_io(&self) -> Option<DiskIo> {
+        let s = self.cache.statistics();
+        Some(DiskIo {
+            read_bytes: s.disk_read_bytes() as u64,
+            written_bytes: s.disk_write_bytes() as u64,
+        })
+    }
+}
+
+impl Drop for FoyerTarget {
+    fn drop(&mut self) {
+        // Stops foyer's flushers and reclaimers before the runtime they run on goes.
+        if let Err(e) = self.runtime.block_on(self.cache.close()) {
+            eprintln!("closing foyer: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foyer_blocks_are_a_sixteenth_of_small_disks_within_bounds() {
+        assert_eq!(foyer_block_size(1 << 30), 16 << 20);
+        assert_eq!(foyer_block_size(64 << 20), 4 << 20);
+        assert_eq!(foyer_block_size(1 << 20), 64 << 10);
+        assert_eq!(foyer_block_size((100 << 20) + 12_345) % 4096, 0);
+    }
 
     #[test]
     fn values_are_checkable_and_differ_between_keys() {

@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use cache_core::{Config, L1Policy, PromotionMode, TieredCache};
 
-use crate::adapter::{LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values};
+use crate::adapter::{
+    DiskBudget, FoyerTarget, LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values,
+};
 use crate::report::{
     L2Report, LatencyReport, Machine, PeerReport, Percentiles, PromotionReport, ReplayReport, Setup,
 };
@@ -56,37 +58,61 @@ pub enum Peer {
     /// An exact LRU (`lru::LruCache` behind a mutex), reported as `lru`.
     #[value(name = "lru")]
     Lru,
+    /// foyer's hybrid memory + disk cache ([`adapter::FoyerTarget`]), reported as `foyer`;
+    /// it needs a disk budget (the run's L2 budget).
+    #[value(name = "foyer")]
+    Foyer,
+}
+
+/// The budgets a peer gets: those of our tiers.
+#[derive(Debug, Clone)]
+pub struct PeerBudget {
+    /// The memory budget, in bytes (`by_bytes`) or entries: our L1's.
+    pub capacity: u64,
+    /// Whether `capacity` is bytes.
+    pub by_bytes: bool,
+    /// The size of a typical value, in bytes (`quick_cache` sizes its tables by it).
+    pub typical_value_size: u32,
+    /// The disk budget of hybrid peers: our L2's, if L2 is on.
+    pub disk: Option<adapter::DiskBudget>,
 }
 
 impl Peer {
-    /// The peer's name in reports and JSON: `moka`, `quick_cache` or `lru`.
+    /// The peer's name in reports and JSON: `moka`, `quick_cache`, `lru` or `foyer`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Moka => "moka",
             Self::QuickCache => "quick_cache",
             Self::Lru => "lru",
+            Self::Foyer => "foyer",
         }
     }
 
-    /// The peer's adapter, with a budget of `capacity` bytes (`by_bytes`) or entries. Byte-mode
-    /// `quick_cache` sizes its tables for values of `typical_value_size` bytes.
-    pub fn target(
-        self,
-        capacity: u64,
-        by_bytes: bool,
-        typical_value_size: u32,
-        values: Values,
-    ) -> Box<dyn Target> {
-        match self {
+    /// The peer's adapter with `budget`, serving `values`.
+    ///
+    /// # Errors
+    ///
+    /// foyer without a disk budget, or failing to open.
+    pub fn target(self, budget: &PeerBudget, values: Values) -> anyhow::Result<Box<dyn Target>> {
+        let &PeerBudget {
+            capacity, by_bytes, ..
+        } = budget;
+        Ok(match self {
             Self::Moka => Box::new(MokaTarget::new(capacity, by_bytes, values)),
             Self::QuickCache => Box::new(QuickCacheTarget::new(
                 capacity,
                 by_bytes,
-                typical_value_size,
+                budget.typical_value_size,
                 values,
             )),
             Self::Lru => Box::new(LruTarget::new(capacity, by_bytes, values)),
-        }
+            Self::Foyer => {
+                let disk = budget.disk.as_ref().context(
+                    "foyer is a hybrid memory + disk cache: give it a disk budget with --l2",
+                )?;
+                Box::new(FoyerTarget::new(capacity, by_bytes, disk, values)?)
+            }
+        })
     }
 }
 
@@ -183,15 +209,6 @@ fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
     })
 }
 
-/// Nanoseconds as microseconds.
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "latencies are far below 2^53 ns"
-)]
-fn micros(ns: u64) -> f64 {
-    ns as f64 / 1e3
-}
-
 /// The engine config for `c`: `c.engine` with the spec's budgets, shards, policy and promotion
 /// mode; an L2 without a directory goes into `temp_dir`.
 fn engine_config(
@@ -231,6 +248,34 @@ fn engine_config(
     Ok(config)
 }
 
+/// The peers of `c`, with our L1's budget and, for hybrid ones, our L2's in `dir`.
+fn peer_targets(
+    config: &Config,
+    c: &CacheSpec,
+    typical_value_size: u32,
+    dir: &std::path::Path,
+    values: &Values,
+) -> anyhow::Result<Vec<(Peer, Box<dyn Target>)>> {
+    let (capacity, by_bytes) = match c.l1 {
+        L1Budget::Bytes(n) => (n, true),
+        L1Budget::Entries(n) => (n, false),
+    };
+    let budget = PeerBudget {
+        capacity,
+        by_bytes,
+        typical_value_size,
+        disk: config.l2.as_ref().map(|l2| DiskBudget {
+            max_bytes: l2.max_bytes.as_u64(),
+            dir: dir.to_owned(),
+            write_buffer_bytes: l2.group_commit.queue_max_bytes.as_u64(),
+        }),
+    };
+    c.peers
+        .iter()
+        .map(|&p| Ok((p, p.target(&budget, values.clone())?)))
+        .collect()
+}
+
 /// Name of the L2 file in `--l2-dir` or the temporary directory.
 pub const L2_FILE_NAME: &str = "cache-bench-l2.redb";
 
@@ -242,9 +287,9 @@ pub const L2_FILE_NAME: &str = "cache-bench-l2.redb";
 /// Bad options, an unreadable trace, a failing cache, or a cache returning wrong bytes.
 pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<ReplayReport> {
     let c = &spec.cache;
-    let (l1_unit, l1_capacity, by_bytes) = match c.l1 {
-        L1Budget::Bytes(n) => ("bytes", n, true),
-        L1Budget::Entries(n) => ("entries", n, false),
+    let (l1_unit, l1_capacity) = match c.l1 {
+        L1Budget::Bytes(n) => ("bytes", n),
+        L1Budget::Entries(n) => ("entries", n),
     };
     let (requests, source, format) = open_source(&spec.source, spec.value_size)?;
     // Declared before the cache so it is removed after the cache is closed.
@@ -260,14 +305,16 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     };
     let values = Values::new(buffer, 0x5EED);
     let ours = TieredTarget::new(cache, values.clone());
-    let peers: Vec<(Peer, Box<dyn Target>)> = c
-        .peers
-        .iter()
-        .map(|&p| {
-            let target = p.target(l1_capacity, by_bytes, spec.value_size, values.clone());
-            (p, target)
-        })
-        .collect();
+    // Hybrid peers get the L2 budget, in their own directory beside the L2 file; declared
+    // before the peers, so it is removed after they are closed.
+    let peer_dir = tempfile::tempdir_in(
+        config
+            .l2
+            .as_ref()
+            .and_then(|l2| l2.path.parent())
+            .unwrap_or(&std::env::temp_dir()),
+    )?;
+    let peers = peer_targets(&config, c, spec.value_size, peer_dir.path(), &values)?;
     let mut targets: Vec<&dyn Target> = vec![&ours];
     targets.extend(peers.iter().map(|(_, t)| &**t));
 
@@ -276,7 +323,6 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     // Drains the promotion pool, so its counters are final.
     ours.cache().shutdown();
     let stats = ours.cache().stats();
-    let us = |q: f64| micros(t.l2_hit_latency_ns.value_at_quantile(q));
     let l1_max_in_use = t.l1_max_in_use.unwrap_or(0).max(stats.l1.weight);
     Ok(ReplayReport {
         command: spec.command.clone(),
@@ -324,18 +370,21 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             installed: stats.promotions,
         },
         latency_us: LatencyReport {
-            l2_hit: Percentiles {
-                p50: us(0.5),
-                p99: us(0.99),
-                p999: us(0.999),
-                max: micros(t.l2_hit_latency_ns.max()),
-                count: t.l2_hit_latency_ns.len(),
-            },
+            request: Percentiles::of(&t.latency_ns),
+            l2_hit: Percentiles::of(&t.l2_hit_latency_ns),
         },
+        // After the shutdown, so it includes the last group commit.
+        disk: ours.disk_io(),
+        peak_rss_bytes: report::proc_status_bytes("VmHWM").ok(),
         peers: peers
             .iter()
             .zip(&tallies[1..])
             .map(|((p, _), t)| (p.name().to_owned(), PeerReport::from(t)))
             .collect::<BTreeMap<_, _>>(),
+        latency_cdf_us: targets
+            .iter()
+            .zip(&tallies)
+            .map(|(target, t)| (target.name().to_owned(), report::latency_cdf(&t.latency_ns)))
+            .collect(),
     })
 }

@@ -38,6 +38,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytesize::ByteSize;
 use clap::ValueEnum as _;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
@@ -47,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::replay::ratio;
 
+use crate::adapter::{DiskIo, FoyerTarget};
 use crate::report::{Machine, latency_histogram, record_since};
 
 /// Keys (and op kinds) each thread draws before timing and then cycles through, by default:
@@ -128,36 +130,93 @@ pub enum LoadTarget {
     /// `quick_cache::sync::Cache::new(capacity)`.
     #[value(name = "quick_cache")]
     QuickCache,
+    /// Our tiered cache (`cache_core::TieredCache`): an L1 of `capacity` entries over an L2 of
+    /// the disk budget, L2 hits promoted inline; the engine's defaults otherwise.
+    #[value(name = "tiered")]
+    Tiered,
+    /// As `tiered`, with L2 hits promoted by the async pool.
+    #[value(name = "tiered-async")]
+    TieredAsync,
+    /// Our L2 alone (`cache_l2::Store`) with the disk budget, the engine's defaults otherwise.
+    #[value(name = "cache-l2")]
+    CacheL2,
+    /// foyer's hybrid cache ([`crate::adapter::FoyerTarget`]): `capacity` entries in memory
+    /// over the disk budget.
+    #[value(name = "foyer")]
+    Foyer,
 }
 
 impl LoadTarget {
-    /// Every target, in report order.
+    /// The in-memory targets, in report order: what `mem` measures.
     pub const ALL: [Self; 3] = [Self::CacheL1, Self::Moka, Self::QuickCache];
 
-    /// The name in reports and JSON: `cache-l1`, `moka`, `quick_cache`.
+    /// The name in reports and JSON: `cache-l1`, `moka`, `quick_cache`, `tiered`,
+    /// `tiered-async`, `cache-l2`, `foyer`.
     pub fn name(self) -> &'static str {
         match self {
             Self::CacheL1 => "cache-l1",
             Self::Moka => "moka",
             Self::QuickCache => "quick_cache",
+            Self::Tiered => "tiered",
+            Self::TieredAsync => "tiered-async",
+            Self::CacheL2 => "cache-l2",
+            Self::Foyer => "foyer",
         }
+    }
+
+    /// Whether the target keeps entries on disk (and needs the disk budget).
+    pub fn uses_disk(self) -> bool {
+        matches!(
+            self,
+            Self::Tiered | Self::TieredAsync | Self::CacheL2 | Self::Foyer
+        )
+    }
+}
+
+/// What a get found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Got {
+    Miss,
+    /// A hit from memory (`disk == false`) or disk, whose value is (`valid`) or is not the
+    /// key's.
+    Hit {
+        disk: bool,
+        valid: bool,
+    },
+    /// The cache returned an error.
+    Failed,
+}
+
+impl Got {
+    #[inline]
+    fn memory(key: u64, v: Option<&[u8]>) -> Self {
+        v.map_or(Self::Miss, |v| Self::Hit {
+            disk: false,
+            valid: valid(key, v),
+        })
     }
 }
 
 /// The operations `load` needs from a concurrent cache.
 trait LoadCache: Sync {
-    fn get(&self, key: u64) -> Option<Value>;
+    fn get(&self, key: u64) -> Got;
     fn insert(&self, key: u64, value: Value);
-    /// Entries resident now.
+    /// Entries resident now (in memory, for tiered caches).
     fn len(&self) -> u64;
     /// Shards, if the cache has and tells them.
     fn shards(&self) -> Option<usize>;
+    /// Bytes read from and written to disk so far, for caches with a disk tier.
+    fn disk_io(&self) -> Option<DiskIo> {
+        None
+    }
+    /// Waits for queued background work (disk writes, promotions) before a timed phase.
+    fn settle(&self) {}
 }
 
 impl LoadCache for cache_l1::ShardedSieve<u64, Value> {
     #[inline]
-    fn get(&self, key: u64) -> Option<Value> {
-        cache_l1::ShardedSieve::get(self, &key)
+    fn get(&self, key: u64) -> Got {
+        Got::memory(key, cache_l1::ShardedSieve::get(self, &key).as_deref())
     }
     #[inline]
     fn insert(&self, key: u64, value: Value) {
@@ -174,8 +233,8 @@ impl LoadCache for cache_l1::ShardedSieve<u64, Value> {
 
 impl LoadCache for moka::sync::Cache<u64, Value> {
     #[inline]
-    fn get(&self, key: u64) -> Option<Value> {
-        moka::sync::Cache::get(self, &key)
+    fn get(&self, key: u64) -> Got {
+        Got::memory(key, moka::sync::Cache::get(self, &key).as_deref())
     }
     #[inline]
     fn insert(&self, key: u64, value: Value) {
@@ -192,8 +251,8 @@ impl LoadCache for moka::sync::Cache<u64, Value> {
 
 impl LoadCache for quick_cache::sync::Cache<u64, Value> {
     #[inline]
-    fn get(&self, key: u64) -> Option<Value> {
-        quick_cache::sync::Cache::get(self, &key)
+    fn get(&self, key: u64) -> Got {
+        Got::memory(key, quick_cache::sync::Cache::get(self, &key).as_deref())
     }
     #[inline]
     fn insert(&self, key: u64, value: Value) {
@@ -206,6 +265,111 @@ impl LoadCache for quick_cache::sync::Cache<u64, Value> {
         Some(self.num_shards())
     }
 }
+
+/// A value as the byte-oriented caches take it: the same allocation, no copy.
+#[inline]
+fn as_bytes(value: Value) -> bytes::Bytes {
+    bytes::Bytes::from_owner(value)
+}
+
+impl LoadCache for cache_core::TieredCache {
+    #[inline]
+    fn get(&self, key: u64) -> Got {
+        match cache_core::TieredCache::get(self, NAMESPACE, &key.to_le_bytes()) {
+            Ok(Some(hit)) => Got::Hit {
+                disk: hit.tier != cache_core::Tier::L1,
+                valid: valid(key, &hit.value),
+            },
+            Ok(None) => Got::Miss,
+            Err(_) => Got::Failed,
+        }
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: Value) {
+        // A failed put leaves the key absent, which later gets count as misses.
+        let _ = self.put(NAMESPACE, &key.to_le_bytes(), as_bytes(value));
+    }
+    fn len(&self) -> u64 {
+        self.stats().l1.len
+    }
+    fn shards(&self) -> Option<usize> {
+        Some(self.stats().l1.shards)
+    }
+    fn disk_io(&self) -> Option<DiskIo> {
+        self.stats().l2.map(|l2| DiskIo {
+            read_bytes: l2.file_read_bytes,
+            written_bytes: l2.file_written_bytes,
+        })
+    }
+    fn settle(&self) {
+        let _ = self.flush();
+    }
+}
+
+impl LoadCache for cache_l2::Store {
+    #[inline]
+    fn get(&self, key: u64) -> Got {
+        match cache_l2::Store::get(self, NAMESPACE, &key.to_le_bytes()) {
+            Ok(Some(v)) => Got::Hit {
+                disk: true,
+                valid: valid(key, &v),
+            },
+            Ok(None) => Got::Miss,
+            Err(_) => Got::Failed,
+        }
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: Value) {
+        let _ = self.put(NAMESPACE, &key.to_le_bytes(), &value);
+    }
+    fn len(&self) -> u64 {
+        let _ = self.flush();
+        self.stats().insertions
+    }
+    fn shards(&self) -> Option<usize> {
+        None
+    }
+    fn disk_io(&self) -> Option<DiskIo> {
+        let s = self.stats();
+        Some(DiskIo {
+            read_bytes: s.file_read_bytes,
+            written_bytes: s.file_written_bytes,
+        })
+    }
+    fn settle(&self) {
+        let _ = self.flush();
+    }
+}
+
+impl LoadCache for FoyerTarget {
+    #[inline]
+    fn get(&self, key: u64) -> Got {
+        match self.lookup(key) {
+            Ok(Some((v, disk))) => Got::Hit {
+                disk,
+                valid: valid(key, &v),
+            },
+            Ok(None) => Got::Miss,
+            Err(_) => Got::Failed,
+        }
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: Value) {
+        FoyerTarget::insert(self, key, as_bytes(value));
+    }
+    fn len(&self) -> u64 {
+        self.memory_len()
+    }
+    fn shards(&self) -> Option<usize> {
+        None
+    }
+    fn disk_io(&self) -> Option<DiskIo> {
+        crate::adapter::Target::disk_io(self)
+    }
+}
+
+/// The namespace `load`'s keys live in, in the caches that have namespaces.
+const NAMESPACE: &str = "load";
 
 fn build_l1(
     capacity: u64,
@@ -281,6 +445,12 @@ pub struct LoadSpec {
     pub length: Length,
     /// Runs; the median is reported. Default 1.
     pub runs: usize,
+    /// Disk budget of the targets with a disk tier (`tiered`, `cache-l2`, `foyer`), in bytes.
+    /// Default 1 GiB.
+    pub l2_max_bytes: u64,
+    /// Directory their files go in (a fresh subdirectory per target, removed afterwards).
+    /// Default: the system's temporary directory.
+    pub dir: Option<std::path::PathBuf>,
     /// RNG seed of the key sequences. Default 42.
     pub seed: u64,
     /// Keys each thread draws before timing and cycles through; a power of two. Default
@@ -301,8 +471,10 @@ pub struct LoadSetup {
     pub keys: u64,
     /// Zipf skew.
     pub zipf: f64,
-    /// Capacity in entries.
+    /// Capacity in entries (of the memory tier, for caches with a disk tier).
     pub capacity: u64,
+    /// Disk budget of the caches with a disk tier, in bytes.
+    pub l2_max_bytes: u64,
     /// Shard count forced on `cache-l1` and `quick_cache`, if any.
     pub shards: Option<usize>,
     /// The mix of operations.
@@ -330,6 +502,10 @@ pub struct LoadRun {
     pub mops: f64,
     /// Hits over timed reads (0 if there were none).
     pub hit_ratio: f64,
+    /// Hits served from memory over timed reads (all hits of a memory-only cache).
+    pub l1_hit_ratio: f64,
+    /// Hits served from disk over timed reads.
+    pub l2_hit_ratio: f64,
     /// Ops timed, all threads.
     pub ops: u64,
     /// Timed reads, all threads.
@@ -346,6 +522,17 @@ pub struct LoadRun {
     pub shards: Option<usize>,
     /// Latency of the timed ops, all threads.
     pub latency_ns: Latency,
+    /// Bytes the cache read from and wrote to disk during the timed part (caches with a disk
+    /// tier).
+    pub disk: Option<DiskIo>,
+    /// Peak resident memory of the process from building this cache to the end of its timed
+    /// part (`VmHWM` after resetting it), in bytes; `None` where Linux does not let it reset.
+    /// Memory freed by earlier targets may still count.
+    pub peak_rss_bytes: Option<u64>,
+    /// The timed ops' latency histogram, in nanoseconds (not serialized; the report keeps
+    /// its CDF).
+    #[serde(skip)]
+    pub latency_histogram: Histogram<u64>,
 }
 
 /// Latency percentiles of one run's ops, in nanoseconds.
@@ -386,6 +573,16 @@ pub struct LoadFigure {
     pub mops_runs: Vec<f64>,
     /// Op latency in the median run.
     pub latency_ns: Latency,
+    /// Hits from memory over timed reads, in the median run.
+    pub l1_hit_ratio: f64,
+    /// Hits from disk over timed reads, in the median run.
+    pub l2_hit_ratio: f64,
+    /// Disk bytes read and written in the median run's timed part.
+    pub disk: Option<DiskIo>,
+    /// Peak resident memory in the median run, in bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// The median run's op latency CDF: `[quantile, microseconds]` pairs.
+    pub latency_cdf_us: Vec<[f64; 2]>,
 }
 
 /// Everything a `load` run measured; serialized as its `--json` output.
@@ -401,8 +598,79 @@ pub struct LoadReport {
     pub runs: Vec<BTreeMap<String, LoadRun>>,
     /// Each target's median run, by name (`cache-l1`, `moka`, `quick_cache`).
     pub targets: BTreeMap<String, LoadFigure>,
-    /// Throughput ratios of the medians: `cache-l1/quick_cache`, `cache-l1/moka`.
+    /// Throughput ratios of the medians: `cache-l1/quick_cache`, `cache-l1/moka`,
+    /// `tiered/foyer`, `tiered-async/foyer`, for the targets measured.
     pub ratios: BTreeMap<String, f64>,
+    /// Throughput and latency by thread count, one point per `--threads` value in order (the
+    /// figures above are those of the last): what the throughput-vs-threads plot draws.
+    pub scaling: Vec<ScalingPoint>,
+}
+
+/// The targets' figures at one thread count.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingPoint {
+    /// Threads.
+    pub threads: usize,
+    /// Each target's median run at this count, by name.
+    pub targets: BTreeMap<String, ScalingFigure>,
+}
+
+/// A target's throughput and latency at one thread count.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ScalingFigure {
+    /// Millions of ops per second.
+    pub mops: f64,
+    /// Hit ratio of the timed reads.
+    pub hit_ratio: f64,
+    /// 99th-percentile op latency, in nanoseconds.
+    pub p99_ns: u64,
+}
+
+impl ScalingPoint {
+    fn of(threads: usize, targets: &BTreeMap<String, LoadFigure>) -> Self {
+        Self {
+            threads,
+            targets: targets
+                .iter()
+                .map(|(name, f)| {
+                    let figure = ScalingFigure {
+                        mops: f.mops,
+                        hit_ratio: f.hit_ratio,
+                        p99_ns: f.latency_ns.p99,
+                    };
+                    (name.clone(), figure)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs `spec` at each of `threads` in turn (each a full [`load`]), and reports the last
+/// count's figures with every count's in [`LoadReport::scaling`]. `progress` gets each
+/// (threads, run, target) as it finishes.
+///
+/// # Errors
+///
+/// As [`load`]; also if `threads` is empty.
+pub fn load_scaling(
+    spec: &LoadSpec,
+    threads: &[usize],
+    mut progress: impl FnMut(usize, usize, &str, &LoadRun),
+) -> anyhow::Result<LoadReport> {
+    let mut scaling = Vec::with_capacity(threads.len());
+    let mut last = None;
+    for &t in threads {
+        let spec = LoadSpec {
+            threads: t,
+            ..spec.clone()
+        };
+        let report = load(&spec, |run, name, r| progress(t, run, name, r))?;
+        scaling.extend(report.scaling.iter().cloned());
+        last = Some(report);
+    }
+    let mut report = last.context("no thread count given")?;
+    report.scaling = scaling;
+    Ok(report)
 }
 
 /// One thread's pre-drawn ops.
@@ -506,7 +774,7 @@ fn valid(key: u64, v: &[u8]) -> bool {
 }
 
 /// One warm-up pass over every thread's sequence, in parallel: a get per op (but writes), an
-/// insert on a miss. Returns `(hits, gets, wrong values)`.
+/// insert on a miss. Returns `(hits, gets, wrong values or failed gets)`.
 fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u64, u64, u64) {
     std::thread::scope(|s| {
         let handles: Vec<_> = seqs
@@ -519,11 +787,13 @@ fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u
                             continue;
                         }
                         gets += 1;
-                        if let Some(v) = cache.get(key) {
-                            hits += 1;
-                            wrong += u64::from(!valid(key, &v));
-                        } else {
-                            cache.insert(key, Arc::clone(&values[index(key)]));
+                        match cache.get(key) {
+                            Got::Hit { valid, .. } => {
+                                hits += 1;
+                                wrong += u64::from(!valid);
+                            }
+                            Got::Miss => cache.insert(key, Arc::clone(&values[index(key)])),
+                            Got::Failed => wrong += 1,
                         }
                     }
                     (hits, gets, wrong)
@@ -547,17 +817,26 @@ struct ThreadCount {
     ops: u64,
     reads: u64,
     hits: u64,
+    /// Of `hits`, those served from disk.
+    disk_hits: u64,
+    /// Hits with another key's value, and failed gets.
     wrong: u64,
     latency: Histogram<u64>,
 }
 
-/// A get of `key` that counts the read, the hit, and a value of another key.
+/// A get of `key` that counts the read, the hit and its tier, and a value of another key or a
+/// failure.
 #[inline]
 fn read<C: LoadCache>(cache: &C, key: u64, c: &mut ThreadCount) {
     c.reads += 1;
-    if let Some(v) = cache.get(key) {
-        c.hits += 1;
-        c.wrong += u64::from(!valid(key, &v));
+    match cache.get(key) {
+        Got::Hit { disk, valid } => {
+            c.hits += 1;
+            c.disk_hits += u64::from(disk);
+            c.wrong += u64::from(!valid);
+        }
+        Got::Miss => {}
+        Got::Failed => c.wrong += 1,
     }
 }
 
@@ -598,6 +877,7 @@ fn timed_thread<C: LoadCache>(
         ops: 0,
         reads: 0,
         hits: 0,
+        disk_hits: 0,
         wrong: 0,
         latency: latency_histogram(),
     };
@@ -632,7 +912,10 @@ fn measure<C: LoadCache>(
     let mut warm_hit_ratio;
     loop {
         let (hits, gets, wrong) = warm_pass(cache, seqs, values);
-        anyhow::ensure!(wrong == 0, "{wrong} hits returned another key's value");
+        anyhow::ensure!(
+            wrong == 0,
+            "{wrong} gets returned another key's value or failed"
+        );
         passes += 1;
         warm_hit_ratio = ratio(hits, gets);
         if (passes >= 2 && (warm_hit_ratio - last).abs() < WARM_TOLERANCE)
@@ -643,6 +926,8 @@ fn measure<C: LoadCache>(
         last = warm_hit_ratio;
     }
     let warm_len = cache.len();
+    cache.settle();
+    let disk_before = cache.disk_io();
 
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(spec.threads + 1);
@@ -670,13 +955,24 @@ fn measure<C: LoadCache>(
         (counts, start.elapsed())
     });
     let sum = |f: fn(&ThreadCount) -> u64| counts.iter().map(f).sum::<u64>();
-    let (ops, reads, hits, wrong) = (
+    let (ops, reads, hits, disk_hits, wrong) = (
         sum(|c| c.ops),
         sum(|c| c.reads),
         sum(|c| c.hits),
+        sum(|c| c.disk_hits),
         sum(|c| c.wrong),
     );
-    anyhow::ensure!(wrong == 0, "{wrong} hits returned another key's value");
+    anyhow::ensure!(
+        wrong == 0,
+        "{wrong} gets returned another key's value or failed"
+    );
+    let disk = cache
+        .disk_io()
+        .zip(disk_before)
+        .map(|(after, before)| DiskIo {
+            read_bytes: after.read_bytes - before.read_bytes,
+            written_bytes: after.written_bytes - before.written_bytes,
+        });
     let mut latency = latency_histogram();
     for c in &counts {
         latency
@@ -688,6 +984,8 @@ fn measure<C: LoadCache>(
     Ok(LoadRun {
         mops,
         hit_ratio: ratio(hits, reads),
+        l1_hit_ratio: ratio(hits - disk_hits, reads),
+        l2_hit_ratio: ratio(disk_hits, reads),
         ops,
         reads,
         elapsed_s: elapsed.as_secs_f64(),
@@ -696,7 +994,94 @@ fn measure<C: LoadCache>(
         warm_len,
         shards: cache.shards(),
         latency_ns: Latency::of(&latency),
+        disk,
+        peak_rss_bytes: None,
+        latency_histogram: latency,
     })
+}
+
+/// Resets the process's peak resident set (`VmHWM`) to its current size, so a later reading is
+/// the peak since now. Returns whether Linux allowed it (`/proc/self/clear_refs`, Linux 4.0+).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Builds a fresh `target` for `spec` and measures it. Caches with a disk tier get a fresh
+/// directory, removed afterwards.
+fn measure_target(
+    target: LoadTarget,
+    spec: &LoadSpec,
+    seqs: &[Sequence],
+    values: &[Value],
+) -> anyhow::Result<LoadRun> {
+    let peak = reset_peak_rss();
+    let dir = match &spec.dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .context("creating a directory for the disk tier")?;
+    let tiered = |promotion| -> anyhow::Result<cache_core::TieredCache> {
+        let mut config = cache_core::Config::default();
+        config.l1.max_entries = Some(spec.capacity);
+        config.l1.max_bytes = None;
+        config.l1.shards = spec.shards;
+        config.promotion.mode = promotion;
+        config.l2 = Some(cache_l2::L2Options {
+            path: dir.path().join(crate::L2_FILE_NAME),
+            max_bytes: bytesize::ByteSize(spec.l2_max_bytes),
+            ..cache_l2::L2Options::default()
+        });
+        Ok(cache_core::TieredCache::open(&config)?)
+    };
+    let mut run = match target {
+        LoadTarget::CacheL1 => measure(&build_l1(spec.capacity, spec.shards)?, spec, seqs, values),
+        LoadTarget::Moka => measure(&build_moka(spec.capacity), spec, seqs, values),
+        LoadTarget::QuickCache => measure(
+            &build_quick_cache(spec.capacity, spec.shards)?,
+            spec,
+            seqs,
+            values,
+        ),
+        LoadTarget::Tiered => measure(
+            &tiered(cache_core::PromotionMode::Inline)?,
+            spec,
+            seqs,
+            values,
+        ),
+        LoadTarget::TieredAsync => measure(
+            &tiered(cache_core::PromotionMode::Async)?,
+            spec,
+            seqs,
+            values,
+        ),
+        LoadTarget::CacheL2 => {
+            let mut options = cache_l2::L2Options::new(dir.path().join(crate::L2_FILE_NAME));
+            options.max_bytes = bytesize::ByteSize(spec.l2_max_bytes);
+            measure(&cache_l2::Store::open(&options)?, spec, seqs, values)
+        }
+        LoadTarget::Foyer => {
+            let write_buffer = cache_l2::L2Options::default()
+                .group_commit
+                .queue_max_bytes
+                .as_u64();
+            let disk = crate::adapter::DiskBudget {
+                max_bytes: spec.l2_max_bytes,
+                dir: dir.path().to_owned(),
+                write_buffer_bytes: write_buffer,
+            };
+            let foyer = FoyerTarget::new(
+                spec.capacity,
+                false,
+                &disk,
+                crate::adapter::Values::new(1, 0),
+            )?;
+            measure(&foyer, spec, seqs, values)
+        }
+    }?;
+    if peak {
+        run.peak_rss_bytes = crate::report::proc_status_bytes("VmHWM").ok();
+    }
+    Ok(run)
 }
 
 fn check(spec: &LoadSpec) -> anyhow::Result<()> {
@@ -737,19 +1122,8 @@ pub fn load(
     for run in 0..spec.runs {
         let mut figures = BTreeMap::new();
         for &target in &spec.targets {
-            let figure = match target {
-                LoadTarget::CacheL1 => {
-                    measure(&build_l1(spec.capacity, spec.shards)?, spec, &seqs, &values)
-                }
-                LoadTarget::Moka => measure(&build_moka(spec.capacity), spec, &seqs, &values),
-                LoadTarget::QuickCache => measure(
-                    &build_quick_cache(spec.capacity, spec.shards)?,
-                    spec,
-                    &seqs,
-                    &values,
-                ),
-            }
-            .with_context(|| format!("{} in run {}", target.name(), run + 1))?;
+            let figure = measure_target(target, spec, &seqs, &values)
+                .with_context(|| format!("{} in run {}", target.name(), run + 1))?;
             progress(run, target.name(), &figure);
             figures.insert(target.name().to_owned(), figure);
         }
@@ -769,16 +1143,25 @@ pub fn load(
                 hit_ratio: median.hit_ratio,
                 mops_runs: runs.iter().map(|r| r[name].mops).collect(),
                 latency_ns: median.latency_ns,
+                l1_hit_ratio: median.l1_hit_ratio,
+                l2_hit_ratio: median.l2_hit_ratio,
+                disk: median.disk,
+                peak_rss_bytes: median.peak_rss_bytes,
+                latency_cdf_us: crate::report::latency_cdf(&median.latency_histogram),
             };
             (name.to_owned(), figure)
         })
         .collect();
     let mut ratios = BTreeMap::new();
-    if let Some(ours) = targets.get(LoadTarget::CacheL1.name()) {
-        for peer in [LoadTarget::QuickCache, LoadTarget::Moka] {
-            if let Some(p) = targets.get(peer.name()) {
-                ratios.insert(format!("cache-l1/{}", peer.name()), ours.mops / p.mops);
-            }
+    let pairs = [
+        (LoadTarget::CacheL1, LoadTarget::QuickCache),
+        (LoadTarget::CacheL1, LoadTarget::Moka),
+        (LoadTarget::Tiered, LoadTarget::Foyer),
+        (LoadTarget::TieredAsync, LoadTarget::Foyer),
+    ];
+    for (ours, peer) in pairs {
+        if let (Some(o), Some(p)) = (targets.get(ours.name()), targets.get(peer.name())) {
+            ratios.insert(format!("{}/{}", ours.name(), peer.name()), o.mops / p.mops);
         }
     }
     Ok(LoadReport {
@@ -790,6 +1173,7 @@ pub fn load(
             keys: spec.keys,
             zipf: spec.zipf,
             capacity: spec.capacity,
+            l2_max_bytes: spec.l2_max_bytes,
             shards: spec.shards,
             workload: spec.workload,
             read_ratio: spec.read_ratio,
@@ -807,9 +1191,20 @@ pub fn load(
             sequence_len: spec.sequence_len,
         },
         runs,
+        scaling: vec![ScalingPoint::of(spec.threads, &targets)],
         targets,
         ratios,
     })
+}
+
+/// The workload of `setup` for titles: `ycsb-b`, or `mix, 95% reads`.
+pub fn workload_label(setup: &LoadSetup) -> String {
+    match setup.workload {
+        Workload::Mix => format!("mix, {:.0}% reads", setup.read_ratio * 100.0),
+        w => w
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned()),
+    }
 }
 
 impl LoadReport {
@@ -823,32 +1218,38 @@ impl LoadReport {
             (None, Some(d)) => format!("{d} s"),
             (None, None) => String::new(),
         };
-        let mix = match s.workload {
-            Workload::Mix => format!("{:.0}% reads", s.read_ratio * 100.0),
-            w => w
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_owned()),
-        };
+        let mix = workload_label(s);
         let _ = writeln!(
             out,
             "load:     {} threads, Zipf({}) over {} keys, capacity {} entries, {mix}, \
-             {}-byte values, {length}",
-            s.threads, s.zipf, s.keys, s.capacity, s.value_size
+             {}-byte values, {length}; disk tiers {}",
+            s.threads,
+            s.zipf,
+            s.keys,
+            s.capacity,
+            s.value_size,
+            ByteSize(s.l2_max_bytes)
         );
         let _ = writeln!(out, "runs:     {} (median reported)\n", self.runs.len());
         let _ = writeln!(
             out,
-            "{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  runs (Mops/s)",
+            "{:<12} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  \
+             runs (Mops/s)",
             "target",
             "Mops/s",
-            "hit ratio",
+            "L1 hit",
+            "L2 hit",
             "shards",
             "p50 ns",
             "p90 ns",
             "p99 ns",
             "p99.9 ns",
-            "max ns"
+            "max ns",
+            "disk read",
+            "disk write",
+            "peak RSS"
         );
+        let size = |b: Option<u64>| b.map_or_else(|| "-".to_owned(), |b| ByteSize(b).to_string());
         for (name, f) in &self.targets {
             let shards = self
                 .runs
@@ -859,16 +1260,32 @@ impl LoadReport {
             let l = &f.latency_ns;
             let _ = writeln!(
                 out,
-                "{name:<12} {:>10.2} {:>9.2}% {shards:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}",
+                "{name:<12} {:>8.2} {:>7.2}% {:>7.2}% {shards:>6} {:>7} {:>7} {:>8} {:>9} {:>9} \
+                 {:>9} {:>9} {:>9}  {}",
                 f.mops,
-                f.hit_ratio * 100.0,
+                f.l1_hit_ratio * 100.0,
+                f.l2_hit_ratio * 100.0,
                 l.p50,
                 l.p90,
                 l.p99,
                 l.p999,
                 l.max,
+                size(f.disk.map(|d| d.read_bytes)),
+                size(f.disk.map(|d| d.written_bytes)),
+                size(f.peak_rss_bytes),
                 runs.join(" ")
             );
+        }
+        if self.scaling.len() > 1 {
+            let _ = writeln!(out, "\nthroughput (Mops/s) by thread count:");
+            for p in &self.scaling {
+                let figures: Vec<String> = p
+                    .targets
+                    .iter()
+                    .map(|(name, f)| format!("{name} {:.2}", f.mops))
+                    .collect();
+                let _ = writeln!(out, "  {:>3} threads: {}", p.threads, figures.join(", "));
+            }
         }
         for (name, r) in &self.ratios {
             let _ = writeln!(out, "{name}: {r:.2}x");
@@ -883,15 +1300,7 @@ impl LoadReport {
 ///
 /// If `/proc/self/status` cannot be read or has no `VmRSS` line (not Linux).
 pub fn resident_bytes() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("reading /proc/self/status (mem needs Linux)")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kib * 1024)
+    crate::report::proc_status_bytes("VmRSS")
 }
 
 /// What one `mem` child measured.
@@ -936,6 +1345,12 @@ pub fn mem_sample(target: LoadTarget, entries: u64, value_size: u32) -> anyhow::
         LoadTarget::QuickCache => {
             let c = build_quick_cache(entries, None)?;
             (fill(&c, entries, value_size), resident_bytes()?)
+        }
+        LoadTarget::Tiered | LoadTarget::TieredAsync | LoadTarget::CacheL2 | LoadTarget::Foyer => {
+            anyhow::bail!(
+                "mem measures in-memory caches; {} has a disk tier",
+                target.name()
+            )
         }
     };
     Ok(MemSample {

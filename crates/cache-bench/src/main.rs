@@ -97,9 +97,15 @@ struct LoadArgs {
     /// --cache l1" and "Options of --cache l2" apply to that one only.
     #[arg(long, value_enum, default_value = "l1")]
     cache: LoadCacheArg,
-    /// Threads running ops at once (with `--cache l2`, the get threads; see `--writers` for puts).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    /// Threads running ops at once (with `--cache l2`, the get threads; see `--writers` for
+    /// puts). With `--cache l1`, a comma-separated list (e.g. `1,2,4`) runs every count in turn
+    /// for the throughput-vs-threads figures; the table shows the last.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    threads: Vec<usize>,
+    /// Also draw SVG plots into DIR (`--cache l1`): `load-throughput.svg` (Mops/s by thread
+    /// count) and `load-latency.svg` (op latency CDFs at the last thread count).
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
     /// Bytes per value (at least 8). Default: 100 for l1, 16384 for l2.
     #[arg(long, value_name = "BYTES")]
     value_size: Option<u32>,
@@ -131,7 +137,10 @@ struct LoadArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Options of --cache l1")]
 struct LoadL1Args {
-    /// Caches to measure, comma separated, in this order.
+    /// Caches to measure, comma separated, in this order: in memory `cache-l1` (our L1 alone),
+    /// moka, `quick_cache`; with a disk tier (`--l2` budget, `--capacity` entries in memory)
+    /// `tiered` (L1 + L2, inline promotion), `tiered-async` (async promotion), `cache-l2` (our
+    /// L2 alone), foyer (hybrid).
     #[arg(
         long,
         value_enum,
@@ -164,6 +173,13 @@ struct LoadL1Args {
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
     #[arg(long, value_name = "N", default_value_t = cache_bench::load::SEQUENCE_LEN)]
     sequence_len: usize,
+    /// Disk budget of the targets with a disk tier (tiered, tiered-async, cache-l2, foyer).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    l2: ByteSize,
+    /// Directory for their files (a fresh subdirectory per target, removed afterwards).
+    /// Default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    l2_dir: Option<PathBuf>,
 }
 
 /// Options of `load --cache l2` only.
@@ -375,7 +391,8 @@ struct CacheArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "no_l2")]
     l2_dir: Option<PathBuf>,
     /// Peer caches to run beside ours on the same requests, with the same budget and weigher as
-    /// our L1: moka (W-TinyLFU), `quick_cache` (S3-FIFO with CLOCK-Pro ideas), lru (exact LRU).
+    /// our L1: moka (W-TinyLFU), `quick_cache` (S3-FIFO with CLOCK-Pro ideas), lru (exact LRU),
+    /// foyer (hybrid memory + disk; its disk gets the L2 budget, so it needs L2 on).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
     peers: Vec<Peer>,
     /// Promote L2 hits into L1 with the engine's async pool (a get returns at once and queues
@@ -385,6 +402,10 @@ struct CacheArgs {
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also draw SVG plots into DIR: `replay-hit-ratio.svg` (hit ratio by tier, per cache) and
+    /// `replay-latency.svg` (request latency CDFs).
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 /// `--policy` values.
@@ -474,7 +495,7 @@ fn run() -> anyhow::Result<ExitCode> {
             .context("the default command")?,
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    let (spec, json) = match command {
+    let (spec, (json, plot)) = match command {
         Command::Replay(a) => (
             ReplaySpec {
                 source: Source::Trace {
@@ -485,7 +506,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 value_size: a.value_size,
                 command: command_line,
             },
-            a.cache.json,
+            (a.cache.json, a.cache.plot),
         ),
         Command::Zipf(a) => (
             ReplaySpec {
@@ -499,7 +520,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 value_size: a.value_size,
                 command: command_line,
             },
-            a.cache.json,
+            (a.cache.json, a.cache.plot),
         ),
         Command::Mrc(a) => return mrc(a, command_line),
         Command::Load(a) => {
@@ -544,6 +565,11 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(path) = json {
         write_json(&path, &report)?;
     }
+    if let Some(dir) = plot {
+        for path in cache_bench::plot::replay_plots(&report, &dir)? {
+            println!("plot: {}", path.display());
+        }
+    }
     if !report.l1_within_budget {
         eprintln!("cache-bench: L1 exceeded its budget");
         return Ok(ExitCode::FAILURE);
@@ -587,7 +613,7 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
     let l1 = &a.l1;
     let spec = LoadSpec {
         targets: l1.targets.clone(),
-        threads: a.threads,
+        threads: a.threads.last().copied().unwrap_or(2),
         keys: l1.keys,
         zipf: l1.zipf,
         capacity: l1.capacity,
@@ -601,11 +627,13 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
         runs: a.runs,
         seed: a.seed,
         sequence_len: l1.sequence_len,
+        l2_max_bytes: l1.l2.as_u64(),
+        dir: l1.l2_dir.clone(),
         command,
     };
-    let report = cache_bench::load::load(&spec, |run, name, r| {
+    let report = cache_bench::load::load_scaling(&spec, &a.threads, |threads, run, name, r| {
         eprintln!(
-            "run {}: {name}: {:.2} Mops/s, hit ratio {:.2}% ({} warm-up passes)",
+            "{threads} threads, run {}: {name}: {:.2} Mops/s, hit ratio {:.2}% ({} warm-up passes)",
             run + 1,
             r.mops,
             r.hit_ratio * 100.0,
@@ -616,6 +644,11 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
     if let Some(path) = &a.json {
         write_json(path, &report)?;
     }
+    if let Some(dir) = &a.plot {
+        for path in cache_bench::plot::load_plots(&report, dir)? {
+            println!("plot: {}", path.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -625,6 +658,10 @@ fn load_l2(
     command: String,
 ) -> anyhow::Result<ExitCode> {
     refuse_options_of::<LoadL1Args>(matches, LoadCacheArg::L1)?;
+    anyhow::ensure!(a.plot.is_none(), "--plot only applies with --cache l1");
+    let [threads] = a.threads[..] else {
+        anyhow::bail!("--cache l2 takes one --threads count");
+    };
     let l2 = &a.l2;
     let value_size = a
         .value_size
@@ -643,7 +680,7 @@ fn load_l2(
             |b| b.as_u64(),
         ),
         dir: l2.dir.clone(),
-        threads: a.threads,
+        threads,
         length: a.duration.map_or(
             Length::Ops(
                 a.ops

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::adapter::{Outcome, Target};
+use crate::adapter::{DiskIo, Outcome, Target};
 use crate::trace::{Request, TraceError};
 
 /// Requests per chunk.
@@ -40,6 +40,11 @@ pub struct Tally {
     /// Latency of each request served from the durable tier, in nanoseconds (each request is
     /// timed on its own, so this includes one clock read).
     pub l2_hit_latency_ns: Histogram<u64>,
+    /// Latency of every request, in nanoseconds (each timed on its own).
+    pub latency_ns: Histogram<u64>,
+    /// Bytes the target's disk tier read and wrote over the replay, if it has one (read at
+    /// the end).
+    pub disk: Option<DiskIo>,
 }
 
 impl Default for Tally {
@@ -56,6 +61,8 @@ impl Default for Tally {
             l1_max_in_use: None,
             l1_capacity: None,
             l2_hit_latency_ns: crate::report::latency_histogram(),
+            latency_ns: crate::report::latency_histogram(),
+            disk: None,
         }
     }
 }
@@ -154,8 +161,10 @@ pub fn run(
             for &(key, size) in &chunk {
                 let t0 = Instant::now();
                 let outcome = target.serve(key, size)?;
+                let ns = crate::report::nanos_since(t0);
+                tally.latency_ns.saturating_record(ns);
                 if outcome == Outcome::L2Hit {
-                    crate::report::record_since(&mut tally.l2_hit_latency_ns, t0);
+                    tally.l2_hit_latency_ns.saturating_record(ns);
                 }
                 tally.record(outcome, size);
             }
@@ -164,6 +173,9 @@ pub fn run(
         }
         served += chunk.len() as u64;
         progress(served);
+    }
+    for (target, tally) in targets.iter().zip(&mut tallies) {
+        tally.disk = target.disk_io();
     }
     Ok(tallies)
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::adapter::DiskIo;
 use crate::replay::Tally;
 
 /// Largest latency the bench's histograms hold (longer ones are clamped to it): 60 s, in
@@ -25,8 +26,62 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Records the nanoseconds since `start` (at least 1, clamped to the histogram's range).
 #[inline]
 pub fn record_since(h: &mut Histogram<u64>, start: std::time::Instant) {
-    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    h.saturating_record(ns.max(1));
+    h.saturating_record(nanos_since(start));
+}
+
+/// Nanoseconds since `start`, at least 1 (a histogram's lowest value).
+#[inline]
+pub fn nanos_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A byte count of this process from `/proc/self/status`: `VmRSS` (resident now) or `VmHWM`
+/// (the peak resident set), in bytes.
+///
+/// # Errors
+///
+/// If `/proc/self/status` cannot be read or lacks the field (not Linux).
+pub fn proc_status_bytes(field: &str) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("reading /proc/self/status (memory figures need Linux)")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .with_context(|| format!("no {field} in /proc/self/status"))?;
+    Ok(kib * 1024)
+}
+
+/// Quantiles a latency CDF is drawn at: every percent, then every 0.1% and 0.01% of the tail.
+fn cdf_quantiles() -> impl Iterator<Item = f64> {
+    let head = (0..100).map(|i| f64::from(i) / 100.0);
+    let tail = (1..10).map(|i| 0.99 + f64::from(i) / 1000.0);
+    let far = (1..=10).map(|i| 0.999 + f64::from(i) / 10_000.0);
+    head.chain(tail).chain(far)
+}
+
+/// The CDF of a latency histogram of nanoseconds: `[quantile, microseconds]` pairs at
+/// [`cdf_quantiles`]; empty for an empty histogram.
+pub fn latency_cdf(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    cdf_quantiles()
+        .map(|q| [q, micros(h.value_at_quantile(q))])
+        .collect()
+}
+
+/// Nanoseconds as microseconds.
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "latencies are far below 2^53 ns"
+)]
+pub fn micros(ns: u64) -> f64 {
+    ns as f64 / 1e3
 }
 
 /// The machine a run measured, so figures are read against their hardware.
@@ -114,8 +169,16 @@ pub struct L2Report {
 pub struct PeerReport {
     /// Requests served.
     pub requests: u64,
-    /// Hits.
+    /// Hits, both tiers.
     pub hits: u64,
+    /// Hits served from memory (all hits of a memory-only cache).
+    pub l1_hits: u64,
+    /// Hits served from disk (hybrid caches).
+    pub l2_hits: u64,
+    /// `l1_hits / requests`.
+    pub l1_hit_ratio: f64,
+    /// `l2_hits / requests`.
+    pub l2_hit_ratio: f64,
     /// Misses.
     pub misses: u64,
     /// Misses over requests.
@@ -126,6 +189,10 @@ pub struct PeerReport {
     pub throughput_rps: f64,
     /// Serving time in seconds.
     pub elapsed_s: f64,
+    /// Bytes its disk tier read and wrote (hybrid caches).
+    pub disk: Option<DiskIo>,
+    /// Latency of every request (lookup, and the insert on a miss), in microseconds.
+    pub latency_us: Percentiles,
 }
 
 impl From<&Tally> for PeerReport {
@@ -133,11 +200,17 @@ impl From<&Tally> for PeerReport {
         Self {
             requests: t.requests,
             hits: t.l1_hits + t.l2_hits,
+            l1_hits: t.l1_hits,
+            l2_hits: t.l2_hits,
+            l1_hit_ratio: t.l1_hit_ratio(),
+            l2_hit_ratio: t.l2_hit_ratio(),
             misses: t.misses,
             miss_ratio: t.miss_ratio(),
             byte_miss_ratio: t.byte_miss_ratio(),
             throughput_rps: t.throughput_rps(),
             elapsed_s: t.elapsed.as_secs_f64(),
+            disk: t.disk,
+            latency_us: Percentiles::of(&t.latency_ns),
         }
     }
 }
@@ -177,9 +250,25 @@ pub struct Percentiles {
     pub count: u64,
 }
 
+impl Percentiles {
+    /// The percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let us = |q: f64| micros(h.value_at_quantile(q));
+        Self {
+            p50: us(0.5),
+            p99: us(0.99),
+            p999: us(0.999),
+            max: micros(h.max()),
+            count: h.len(),
+        }
+    }
+}
+
 /// Our cache's latency per request kind.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LatencyReport {
+    /// Every request: the lookup, and the insert on a miss.
+    pub request: Percentiles,
     /// Requests served from L2 (the read, verification, and the promotion inline or its
     /// enqueueing).
     pub l2_hit: Percentiles,
@@ -230,12 +319,21 @@ pub struct ReplayReport {
     pub promotion: PromotionReport,
     /// Our cache's latency per request kind, in microseconds.
     pub latency_us: LatencyReport,
-    /// The same requests through each peer, by name (`moka`, `quick_cache`, `lru`).
+    /// Bytes our L2 read from and wrote to its file (counted at redb's storage backend), if L2
+    /// was on.
+    pub disk: Option<DiskIo>,
+    /// Peak resident memory of the whole bench process (`VmHWM`), in bytes, at the end: every
+    /// cache of the run and the trace reader together. `None` off Linux.
+    pub peak_rss_bytes: Option<u64>,
+    /// The same requests through each peer, by name (`moka`, `quick_cache`, `lru`, `foyer`).
     pub peers: BTreeMap<String, PeerReport>,
+    /// Each target's request latency CDF, by name (`tiered` and the peers'):
+    /// `[quantile, microseconds]` pairs, what `--plot` draws.
+    pub latency_cdf_us: BTreeMap<String, Vec<[f64; 2]>>,
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.4}%", x * 100.0)
+    format!("{:.3}%", x * 100.0)
 }
 
 fn rate(x: f64) -> String {
@@ -262,37 +360,7 @@ impl ReplayReport {
             s.l1_capacity, s.l1_unit, s.l1_shards, s.l1_policy, l2
         );
         let _ = writeln!(out, "requests: {}\n", self.requests);
-        let _ = writeln!(
-            out,
-            "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
-            "target", "L1 hit", "L2 hit", "miss", "byte miss", "throughput", "ratio vs moka"
-        );
-        let moka_rps = self.peers.get("moka").map(|p| p.throughput_rps);
-        let vs = |rps: f64| moka_rps.map_or("-".into(), |m| format!("{:.2}x", rps / m));
-        let _ = writeln!(
-            out,
-            "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
-            "tiered",
-            pct(self.l1_hit_ratio),
-            pct(self.l2_hit_ratio),
-            pct(self.miss_ratio),
-            pct(self.byte_miss_ratio),
-            rate(self.throughput_rps),
-            vs(self.throughput_rps),
-        );
-        for (name, p) in &self.peers {
-            let _ = writeln!(
-                out,
-                "{:<11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>13}",
-                name,
-                pct(1.0 - p.miss_ratio),
-                "-",
-                pct(p.miss_ratio),
-                pct(p.byte_miss_ratio),
-                rate(p.throughput_rps),
-                vs(p.throughput_rps),
-            );
-        }
+        self.targets_table(&mut out);
         let _ = writeln!(
             out,
             "\nL1 in use: max {} of {} {} ({})",
@@ -330,6 +398,13 @@ impl ReplayReport {
                 l.p50, l.p99, l.p999, l.max, l.count
             );
         }
+        if let Some(rss) = self.peak_rss_bytes {
+            let _ = writeln!(
+                out,
+                "memory:    peak resident {} (the whole bench: every cache and the trace reader)",
+                bytesize::ByteSize(rss)
+            );
+        }
         if self.uncacheable > 0 {
             let _ = writeln!(
                 out,
@@ -338,5 +413,70 @@ impl ReplayReport {
             );
         }
         out
+    }
+}
+
+impl ReplayReport {
+    /// One row per target: hit ratio by tier, miss ratios, throughput, p99, disk bytes.
+    fn targets_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "{:<11} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>10} {:>10} {:>8}",
+            "target",
+            "L1 hit",
+            "L2 hit",
+            "miss",
+            "byte miss",
+            "throughput",
+            "p99 µs",
+            "disk read",
+            "disk write",
+            "vs moka"
+        );
+        let moka_rps = self.peers.get("moka").map(|p| p.throughput_rps);
+        let vs = |rps: f64| moka_rps.map_or("-".into(), |m| format!("{:.2}x", rps / m));
+        let bytes = |d: Option<DiskIo>, f: fn(&DiskIo) -> u64| {
+            d.map_or("-".into(), |d| bytesize::ByteSize(f(&d)).to_string())
+        };
+        let mut row = |name: &str, tiers: [f64; 4], rps: f64, p99: f64, disk: Option<DiskIo>| {
+            let _ = writeln!(
+                out,
+                "{name:<11} {:>10} {:>10} {:>10} {:>10} {:>11} {p99:>9.1} {:>10} {:>10} {:>8}",
+                pct(tiers[0]),
+                pct(tiers[1]),
+                pct(tiers[2]),
+                pct(tiers[3]),
+                rate(rps),
+                bytes(disk, |d| d.read_bytes),
+                bytes(disk, |d| d.written_bytes),
+                vs(rps),
+            );
+        };
+        row(
+            "tiered",
+            [
+                self.l1_hit_ratio,
+                self.l2_hit_ratio,
+                self.miss_ratio,
+                self.byte_miss_ratio,
+            ],
+            self.throughput_rps,
+            self.latency_us.request.p99,
+            self.disk,
+        );
+        for (name, p) in &self.peers {
+            row(
+                name,
+                [
+                    p.l1_hit_ratio,
+                    p.l2_hit_ratio,
+                    p.miss_ratio,
+                    p.byte_miss_ratio,
+                ],
+                p.throughput_rps,
+                p.latency_us.p99,
+                p.disk,
+            );
+        }
     }
 }

@@ -18,6 +18,8 @@ fn tiny(read_ratio: f64) -> LoadSpec {
         runs: 1,
         seed: 7,
         sequence_len: 1 << 12,
+        l2_max_bytes: 64 << 20,
+        dir: None,
         command: "test".into(),
     }
 }
@@ -189,5 +191,89 @@ fn the_binary_runs_ycsb_b_for_a_duration_and_writes_json() {
         assert!(t["latency_ns"]["p99"].as_u64().unwrap() > 0, "{name}");
         let run = &report["runs"][0][name];
         assert!(run["reads"].as_u64().unwrap() <= run["ops"].as_u64().unwrap());
+    }
+}
+
+/// The targets with a disk tier run the same load: hits split by tier add up to the hit ratio,
+/// our L2 alone serves every hit from disk, the tiered cache serves from both and reports the
+/// bytes its L2 wrote, memory-only caches report no disk, and the tiered/foyer ratio is there.
+#[test]
+fn disk_targets_report_hits_per_tier_and_disk_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = tiny(0.9);
+    spec.targets = vec![
+        LoadTarget::Tiered,
+        LoadTarget::TieredAsync,
+        LoadTarget::CacheL2,
+        LoadTarget::Foyer,
+        LoadTarget::CacheL1,
+    ];
+    spec.length = Length::Ops(5_000);
+    spec.dir = Some(dir.path().to_owned());
+    let report = load(&spec, |_, _, _| {}).unwrap();
+    for (name, f) in &report.targets {
+        assert!(
+            (f.l1_hit_ratio + f.l2_hit_ratio - f.hit_ratio).abs() < 1e-9,
+            "{name}: {f:?}"
+        );
+        assert!(f.hit_ratio > 0.2, "{name}: {f:?}");
+        let cdf = &f.latency_cdf_us;
+        assert!(!cdf.is_empty(), "{name}");
+        assert!(
+            cdf.windows(2)
+                .all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1]),
+            "{name}: {cdf:?}"
+        );
+    }
+    let t = |name: &str| &report.targets[name];
+    assert!(t("cache-l2").l1_hit_ratio == 0.0 && t("cache-l2").l2_hit_ratio > 0.2);
+    // 100 entries of memory over 1000 Zipf keys: the tail of the hot set comes from disk.
+    for name in ["tiered", "tiered-async"] {
+        assert!(t(name).l1_hit_ratio > 0.0, "{name}: {:?}", t(name));
+        assert!(t(name).l2_hit_ratio > 0.0, "{name}: {:?}", t(name));
+        // 10% of 10,000 ops insert 32-byte values, each written through to L2.
+        let disk = t(name).disk.expect("a disk tier");
+        assert!(disk.written_bytes > 10_000, "{name}: {disk:?}");
+    }
+    assert!(t("foyer").disk.is_some());
+    assert!(t("cache-l1").disk.is_none() && t("cache-l1").l2_hit_ratio == 0.0);
+    assert!(report.ratios["tiered/foyer"] > 0.0);
+    // Every target's directory is removed after its run.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `load_scaling` runs every thread count and reports one point per count, the figures of
+/// the last count on top; `load_plots` draws them.
+#[test]
+fn a_thread_sweep_reports_each_count_and_plots_them() {
+    let mut spec = tiny(1.0);
+    spec.targets = vec![LoadTarget::CacheL1, LoadTarget::Moka];
+    spec.length = Length::Ops(5_000);
+    let mut seen = Vec::new();
+    let report = cache_bench::load::load_scaling(&spec, &[1, 2], |threads, _, name, _| {
+        seen.push((threads, name.to_owned()));
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let counts: Vec<usize> = report.scaling.iter().map(|p| p.threads).collect();
+    assert_eq!(counts, [1, 2]);
+    assert_eq!(report.setup.threads, 2);
+    for p in &report.scaling {
+        assert_eq!(p.targets.len(), 2);
+    }
+    let last = &report.scaling[1].targets["moka"];
+    assert!((last.mops - report.targets["moka"].mops).abs() < f64::EPSILON);
+    assert_eq!(report.runs[0]["moka"].ops, 10_000, "2 threads of 5,000 ops");
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = cache_bench::plot::load_plots(&report, dir.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    for f in files {
+        let svg = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("moka"),
+            "{}",
+            f.display()
+        );
     }
 }

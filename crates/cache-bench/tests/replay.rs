@@ -188,6 +188,29 @@ fn zipf_default_shape_runs_and_l2_helps() {
     );
 }
 
+/// foyer gets our budgets (1 MiB of memory, 16 MiB of disk, which holds every key): its disk
+/// serves what its memory evicted, every request is accounted for, and it reports disk bytes.
+#[test]
+fn foyer_serves_from_memory_and_disk_with_our_budgets() {
+    let report = cache_bench::replay(&zipf_spec(5, vec![Peer::Foyer], false), |_| {}).unwrap();
+    let f = &report.peers["foyer"];
+    assert_eq!(f.l1_hits + f.l2_hits + f.misses, 50_000);
+    assert!(f.l1_hits > 0 && f.l2_hits > 0, "{f:?}");
+    // Misses are at least the first touches, which our L2 (holding every key) has exactly.
+    assert!(f.misses >= report.misses, "{f:?}");
+    let disk = f.disk.expect("foyer has a disk tier");
+    assert!(disk.written_bytes > 0 && disk.read_bytes > 0, "{disk:?}");
+}
+
+/// A hybrid peer needs a disk budget: without L2, asking for foyer is a clear error.
+#[test]
+fn foyer_without_a_disk_budget_is_refused() {
+    let mut spec = zipf_spec(5, vec![Peer::Foyer], false);
+    spec.cache.l2_max_bytes = None;
+    let err = cache_bench::replay(&spec, |_| {}).unwrap_err();
+    assert!(format!("{err:#}").contains("--l2"), "{err:#}");
+}
+
 #[test]
 fn async_promotion_keeps_the_hit_ratio_and_reports_the_pool() {
     let spec = |async_promotion| zipf_spec(3, Vec::new(), async_promotion);
@@ -227,12 +250,13 @@ fn the_binary_replays_a_trace_and_writes_json() {
             "1MiB",
         ])
         .args(["--shards", "1", "--json", json.to_str().unwrap()])
-        .args(["--peers", "moka,quick_cache,lru"])
+        .args(["--peers", "moka,quick_cache,lru,foyer"])
+        .args(["--plot", dir.path().join("plots").to_str().unwrap()])
         .output()
         .unwrap();
     let stdout = common::succeeded(&output);
     assert!(
-        stdout.contains("moka") && stdout.contains("L2 hit"),
+        stdout.contains("moka") && stdout.contains("L2 hit") && stdout.contains("foyer"),
         "{stdout}"
     );
     let report: serde_json::Value =
@@ -241,8 +265,39 @@ fn the_binary_replays_a_trace_and_writes_json() {
     // 50 cold blocks, then 50 repeats, then 25 repeats and 25 new.
     assert_eq!(report["misses"], 75);
     assert_eq!(report["format"], "arc");
-    for peer in ["moka", "quick_cache", "lru"] {
-        assert_eq!(report["peers"][peer]["requests"], 150, "{peer}");
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    assert_eq!(
+        n(&report["l1_hits"]) + n(&report["l2_hits"]) + n(&report["misses"]),
+        150
+    );
+    assert!(
+        n(&report["disk"]["written_bytes"]) > 0,
+        "L2 wrote the misses"
+    );
+    assert!(n(&report["peak_rss_bytes"]) > 1 << 20);
+    for peer in ["moka", "quick_cache", "lru", "foyer"] {
+        let p = &report["peers"][peer];
+        assert_eq!(p["requests"], 150, "{peer}");
+        assert_eq!(n(&p["l1_hits"]) + n(&p["l2_hits"]), n(&p["hits"]), "{peer}");
+        assert_eq!(n(&p["hits"]) + n(&p["misses"]), 150, "{peer}");
+        assert!(p["latency_us"]["p99"].is_number(), "{peer}");
+        assert_eq!(p["disk"].is_object(), peer == "foyer", "{peer}");
+        assert!(
+            !report["latency_cdf_us"][peer]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert!(
+        !report["latency_cdf_us"]["tiered"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    for plot in ["replay-hit-ratio.svg", "replay-latency.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join("plots").join(plot)).unwrap();
+        assert!(svg.contains("foyer") && svg.contains("tiered"), "{plot}");
     }
     for field in ["queued", "completed", "dropped"] {
         assert!(report["promotion"][field].is_u64(), "promotion.{field}");

@@ -741,7 +741,7 @@ impl TieredCache {
             .map_or((0, 0), |q| (q.queued(), q.depth()));
         inner.counters.snapshot(
             inner.l1.stats(),
-            inner.l2.as_ref().map(Store::stats),
+            inner.l2.as_ref().map(Store::stats).as_ref(),
             queued,
             depth,
             inner.namespaces.len() as u64,

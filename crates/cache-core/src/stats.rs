@@ -36,7 +36,7 @@ impl Counters {
     pub(crate) fn snapshot(
         &self,
         l1: L1Stats,
-        l2: Option<L2Stats>,
+        l2: Option<&L2Stats>,
         promotions_queued: u64,
         promotion_queue_depth: u64,
         namespaces: u64,
@@ -72,7 +72,7 @@ impl Counters {
             l2_bytes: l2.map_or(0, |s| s.live_bytes),
             l2_max_bytes: l2.map_or(0, |s| s.max_bytes),
             l1,
-            l2,
+            l2: l2.copied(),
         }
     }
 }
