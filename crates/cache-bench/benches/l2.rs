@@ -49,7 +49,9 @@ const GET_VALUE_SIZES: [u32; 3] = [256, 4 << 10, 64 << 10];
 const GET_BATCH: u64 = 256;
 /// Value size of `l2_put_batch`.
 const PUT_VALUE_SIZE: u32 = 4 << 10;
-/// Puts per `Store::flush` in `l2_put_batch`; 1000 is the default `group_commit.max_ops`.
+/// Puts per `Store::flush` in `l2_put_batch`. The writer also cuts a commit at
+/// `group_commit.max_ops` (1000) puts or `max_delay_ms` (2 ms) after its first one, so a large
+/// batch may span several commits; only the flush's is sure to be durable.
 const PUT_BATCHES: [u64; 3] = [1, 64, 1024];
 /// Budget of the stores puts are measured on: small, so filling one takes a second or two.
 const PUT_MAX_BYTES: u64 = 64 << 20;
