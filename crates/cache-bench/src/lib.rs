@@ -2,7 +2,9 @@
 //!
 //! It replays real cache traces ([`trace`]) and synthetic workloads ([`workload`]) through the
 //! tiered cache (L1 + L2) and, in the same run and on the same requests, through peer caches
-//! (moka, `quick_cache`, an exact LRU), and reports hit ratios per tier, byte miss ratio and throughput ([`report`]). Every
+//! (moka, `quick_cache`, an exact LRU, foyer's hybrid memory + disk cache), and reports hit
+//! ratios per tier, byte miss ratio, throughput, latency, disk bytes and peak memory
+//! ([`report`]), with plots ([`plot`]). Every
 //! cache sits behind one adapter trait ([`adapter::Target`]); the replay loop ([`replay`]) times
 //! only the serving, chunk by chunk, so trace parsing costs no target any time and memory stays
 //! constant.

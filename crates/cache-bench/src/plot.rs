@@ -12,13 +12,15 @@ use crate::mrc::MrcReport;
 const SIZE: (u32, u32) = (900, 560);
 
 /// Line colours, one per target in report order (then repeating): distinct on white.
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 8] = [
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(23, 23, 23),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
 ];
 
 /// Writes one miss-ratio curve per trace of `report` to `dir/mrc-<trace>.svg` (creating `dir`):
@@ -351,7 +353,7 @@ pub fn load_plots(report: &crate::load::LoadReport, dir: &Path) -> anyhow::Resul
     Ok(vec![throughput, latency])
 }
 
-/// Draws Mops/s against thread count to `path`, one line per target of `points`.
+/// Draws Mops/s (log scale) against thread count to `path`, one line per target of `points`.
 #[expect(clippy::cast_precision_loss, reason = "thread counts are small")]
 fn throughput_by_threads(
     title: &str,
@@ -359,10 +361,12 @@ fn throughput_by_threads(
     path: &Path,
 ) -> anyhow::Result<()> {
     let max_threads = points.iter().map(|p| p.threads).max().unwrap_or(1).max(1) as f64;
-    let max_mops = points
+    let (min_mops, max_mops) = points
         .iter()
         .flat_map(|p| p.targets.values().map(|f| f.mops))
-        .fold(0.0f64, f64::max);
+        .filter(|&m| m > 0.0)
+        .fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
+    anyhow::ensure!(max_mops > 0.0, "no throughput to draw");
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -370,14 +374,18 @@ fn throughput_by_threads(
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.5..max_threads + 0.5, 0.0..(max_mops * 1.15).max(0.01))?;
+        // A log scale: in-memory and disk-backed caches differ by orders of magnitude.
+        .build_cartesian_2d(
+            0.5..max_threads + 0.5,
+            (min_mops / 1.5..max_mops * 1.5).log_scale(),
+        )?;
     chart
         .configure_mesh()
         .x_desc("threads")
-        .y_desc("Mops/s")
+        .y_desc("Mops/s (log scale)")
         .x_labels(points.len().max(2))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .label_style(("sans-serif", 14))
         .draw()?;
     let names: std::collections::BTreeSet<&String> =
