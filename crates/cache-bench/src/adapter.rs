@@ -593,7 +593,8 @@ impl FoyerTarget {
         drop(self.cache.insert(key, value));
     }
 
-    /// Entries in the memory tier now.
+    /// Weight held in the memory tier now, in its budget's unit: entries under an entry
+    /// budget (as `load` sets it), bytes under a byte budget.
     pub fn memory_len(&self) -> u64 {
         self.cache.memory().usage() as u64
     }

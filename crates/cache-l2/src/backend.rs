@@ -154,15 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = crate::L2Options::new(dir.path().join("l2.redb"));
         // Incompressible, so the file holds every byte of it.
-        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
-        let value: Vec<u8> = (0..200_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[0]
-            })
-            .collect();
+        let value = crate::compress::noise(200_000);
         {
             let store = crate::Store::open(&options).unwrap();
             let before = store.stats();

@@ -100,6 +100,20 @@ pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>>
     (out.len() == original_len).then_some(out)
 }
 
+/// `len` pseudo-random bytes (xorshift, fixed seed), which zstd cannot shrink: for tests.
+#[cfg(test)]
+pub(crate) fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,16 +127,7 @@ mod tests {
         assert!(packed.len() < text.len() / 4);
         assert_eq!(decompress(&packed, text.len()).as_deref(), Some(&text[..]));
         // Pseudo-random bytes do not pass the ratio gate.
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let noise: Vec<u8> = (0..4096)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[0]
-            })
-            .collect();
-        assert!(opts.compress(&noise).is_none());
+        assert!(opts.compress(&noise(4096)).is_none());
     }
 
     #[test]
