@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 use cache_core::{Error as CoreError, L1_ENTRY_OVERHEAD, Tier, TieredCache};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 
 /// The namespace trace keys live in.
 pub const NAMESPACE: &str = "trace";
@@ -57,9 +57,10 @@ pub struct DiskIo {
     pub written_bytes: u64,
 }
 
-/// The bytes each key's value is made of: slices of one shared buffer of random bytes, at an
-/// offset derived from the key, so values cost no allocation, do not compress, and can be
-/// checked on every hit.
+/// The bytes each key's value is made of: slices of one shared buffer of seeded bytes, at an
+/// offset derived from the key, so values cost no allocation and can be checked on every hit.
+/// The buffer is random bytes, which do not compress, or bytes built to compress to a given
+/// ratio ([`crate::workload::compressible_bytes`]).
 #[derive(Debug, Clone)]
 pub struct Values {
     buf: Bytes,
@@ -69,8 +70,18 @@ impl Values {
     /// A source whose values are slices of `len` random bytes (seeded). Values longer than
     /// `len` are built on demand.
     pub fn new(len: usize, seed: u64) -> Self {
-        let mut buf = vec![0u8; len];
-        rand::rngs::StdRng::seed_from_u64(seed).fill(&mut buf[..]);
+        Self::compressible(len, seed, 1.0)
+    }
+
+    /// As [`Values::new`], with bytes that zstd shrinks to about `compression_ratio` of their
+    /// size (1: random bytes).
+    ///
+    /// # Panics
+    ///
+    /// If `compression_ratio` is not in `(0, 1]`.
+    pub fn compressible(len: usize, seed: u64, compression_ratio: f64) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let buf = crate::workload::compressible_bytes(len, compression_ratio, &mut rng);
         Self { buf: buf.into() }
     }
 

@@ -172,14 +172,16 @@ pub struct ReplaySpec {
     pub source: Source,
     /// The caches.
     pub cache: CacheSpec,
-    /// Size in bytes of requests that carry none (unsized traces), and of every Zipf request.
-    pub value_size: u32,
+    /// The values: sizes of requests that carry none (unsized traces) and of every Zipf
+    /// request, how well the bytes compress, and their seed.
+    pub values: workload::ValueSpec,
     /// The command line, recorded in the report.
     pub command: String,
 }
 
-/// Length of the shared buffer values are sliced from, in bytes, for sources with sizes (larger
-/// values are built on demand). Sources without sizes use `value_size` + 1 MiB.
+/// Length of the shared buffer values are sliced from, in bytes, at most (larger values are
+/// built on demand): 64 MiB for sources with sizes; sources without use their largest value
+/// size + 1 MiB.
 const SIZED_VALUE_BUFFER: usize = 64 << 20;
 
 /// Requests of a source, its description for reports, and its trace format.
@@ -189,7 +191,7 @@ type Opened = (
     Option<Format>,
 );
 
-fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
+fn open_source(source: &Source, values: &workload::ValueSpec) -> anyhow::Result<Opened> {
     Ok(match source {
         Source::Trace { path, format } => {
             let reader = TraceReader::open(path, *format)?;
@@ -202,9 +204,10 @@ fn open_source(source: &Source, value_size: u32) -> anyhow::Result<Opened> {
             requests,
             seed,
         } => (
-            Box::new(workload::zipf(keys, s, requests, value_size, seed)?.map(Ok)),
+            Box::new(workload::zipf(keys, s, requests, values.clone(), seed)?.map(Ok)),
             format!(
-                "zipf(keys={keys}, s={s}, requests={requests}, value_size={value_size}, seed={seed})"
+                "zipf(keys={keys}, s={s}, requests={requests}, value_sizes={}, seed={seed})",
+                values.sizes
             ),
             None,
         ),
@@ -293,7 +296,8 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
         L1Budget::Bytes(n) => ("bytes", n),
         L1Budget::Entries(n) => ("entries", n),
     };
-    let (requests, source, format) = open_source(&spec.source, spec.value_size)?;
+    spec.values.check()?;
+    let (requests, source, format) = open_source(&spec.source, &spec.values)?;
     // Declared before the cache so it is removed after the cache is closed.
     let mut temp_dir = None;
     let config = engine_config(c, &mut temp_dir)?;
@@ -303,9 +307,9 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     let buffer = if format.is_some_and(Format::is_sized) {
         SIZED_VALUE_BUFFER
     } else {
-        spec.value_size as usize + (1 << 20)
+        (spec.values.sizes.max() as usize).min(SIZED_VALUE_BUFFER) + (1 << 20)
     };
-    let values = Values::new(buffer, 0x5EED);
+    let values = Values::compressible(buffer, spec.values.seed, spec.values.compression_ratio);
     let ours = TieredTarget::new(cache, values.clone());
     // Hybrid peers get the L2 budget, in their own directory beside the L2 file; declared
     // before the peers, so it is removed after they are closed.
@@ -316,11 +320,17 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             .and_then(|l2| l2.path.parent())
             .unwrap_or(&std::env::temp_dir()),
     )?;
-    let peers = peer_targets(&config, c, spec.value_size, peer_dir.path(), &values)?;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a mean of u32 sizes"
+    )]
+    let typical_value_size = spec.values.sizes.mean().round() as u32;
+    let peers = peer_targets(&config, c, typical_value_size, peer_dir.path(), &values)?;
     let mut targets: Vec<&dyn Target> = vec![&ours];
     targets.extend(peers.iter().map(|(_, t)| &**t));
 
-    let tallies = replay::run(requests, spec.value_size, &targets, progress)?;
+    let tallies = replay::run(requests, &spec.values, &targets, progress)?;
     let t = &tallies[0];
     // Drains the promotion pool, so its counters are final.
     ours.cache().shutdown();
@@ -337,7 +347,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             l1_shards: stats.l1.shards,
             l1_policy: c.policy,
             l2_max_bytes: c.l2_max_bytes,
-            default_value_size: spec.value_size,
+            values: spec.values.report(),
             engine: config.clone(),
         },
         requests: t.requests,

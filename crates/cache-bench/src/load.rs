@@ -7,8 +7,11 @@
 //!   key 0). Every thread gets its own sequence of `sequence_len` (default [`SEQUENCE_LEN`])
 //!   keys and op kinds, drawn before any timing from a seeded RNG and cycled, so the RNG costs
 //!   no target any time.
-//! - Values are `Arc<[u8]>` of `value_size` bytes, one allocation per key, made before timing;
-//!   a cache holds clones. A hit clones the `Arc` (one atomic increment on that key's own
+//! - Values are `Arc<[u8]>`, one allocation per key, made before timing; a cache holds clones.
+//!   Each key's size is drawn once from the value-size distribution
+//!   ([`crate::workload::ValueSizes`]: fixed, uniform or a trace's), and its bytes are the key
+//!   (8 bytes, little-endian) then seeded bytes that compress to the chosen ratio
+//!   ([`crate::workload::compressible_bytes`]; random by default). A hit clones the `Arc` (one atomic increment on that key's own
 //!   counter, never on a counter shared by all keys) and checks the key stored in the value's
 //!   first bytes.
 //! - Warm-up (untimed): every thread replays its sequence with a get per op and an insert on a
@@ -439,8 +442,13 @@ pub struct LoadSpec {
     /// Share of ops that are gets, in [0, 1], under [`Workload::Mix`]; the rest are inserts.
     /// Default 1.0.
     pub read_ratio: f64,
-    /// Bytes per value (at least 8: values start with their key). Default 100.
-    pub value_size: u32,
+    /// The values: each key's size (at least 8 bytes, as values start with their key; smaller
+    /// sizes count as 8), how well the bytes compress, and the seed. Default: 100 bytes,
+    /// random.
+    pub values: crate::workload::ValueSpec,
+    /// When a put into our L2 (targets `tiered`, `tiered-async`, `cache-l2`) returns. Default
+    /// `Sync`, the engine's.
+    pub write_mode: cache_l2::WriteMode,
     /// Ops per thread, or a wall time. Default 10,000,000 ops.
     pub length: Length,
     /// Runs; the median is reported. Default 1.
@@ -481,8 +489,10 @@ pub struct LoadSetup {
     pub workload: Workload,
     /// Share of ops that are gets (under the `mix` workload).
     pub read_ratio: f64,
-    /// Bytes per value.
-    pub value_size: u32,
+    /// The values: sizes, compressibility, seed.
+    pub values: crate::workload::ValueReport,
+    /// When a put into our L2 returned: `"sync"` or `"async"`.
+    pub write_mode: cache_l2::WriteMode,
     /// Ops per thread, if the length was a count.
     pub ops_per_thread: Option<u64>,
     /// Seconds per run, if the length was a duration.
@@ -756,15 +766,45 @@ fn key_space(spec: &LoadSpec, seqs: &[Sequence]) -> u64 {
     top.max(spec.keys)
 }
 
-/// Every key's value: `value_size` bytes starting with the key, each its own allocation.
-fn values(keys: u64, value_size: u32) -> Vec<Value> {
-    let mut buf = vec![0u8; value_size as usize];
-    (0..keys)
+/// Every key's value, each its own allocation: the key (8 bytes), then bytes of `spec`'s
+/// compressibility, `spec.size_of(key)` bytes in all (at least 8).
+///
+/// # Errors
+///
+/// If the values would take more memory than the machine has available.
+fn values(keys: u64, spec: &crate::workload::ValueSpec) -> anyhow::Result<Vec<Value>> {
+    let size = |k: u64| (spec.size_of(k) as usize).max(8);
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an estimate of bytes"
+    )]
+    let expected = (keys as f64 * spec.sizes.mean().max(8.0)) as u64;
+    if let Ok(available) = crate::report::meminfo_bytes("MemAvailable") {
+        anyhow::ensure!(
+            expected <= available,
+            "the values of {keys} keys (about {}) take more than the {} of memory available: \
+             lower --keys or --value-size",
+            ByteSize(expected),
+            ByteSize(available)
+        );
+    }
+    let longest = (spec.sizes.max() as usize).clamp(8, 64 << 20);
+    let tails = crate::adapter::Values::compressible(
+        longest + (1 << 20),
+        spec.seed,
+        spec.compression_ratio,
+    );
+    Ok((0..keys)
         .map(|k| {
-            buf[..8].copy_from_slice(&k.to_le_bytes());
-            Value::from(&buf[..])
+            let mut v = Vec::with_capacity(size(k));
+            v.extend_from_slice(&k.to_le_bytes());
+            let tail = u32::try_from(size(k) - 8).unwrap_or(u32::MAX);
+            v.extend_from_slice(&tails.value(k, tail));
+            Value::from(v)
         })
-        .collect()
+        .collect())
 }
 
 /// Whether `v` is the value of `key`.
@@ -1029,6 +1069,7 @@ fn measure_target(
         config.l2 = Some(cache_l2::L2Options {
             path: dir.path().join(crate::L2_FILE_NAME),
             max_bytes: bytesize::ByteSize(spec.l2_max_bytes),
+            write_mode: spec.write_mode,
             ..cache_l2::L2Options::default()
         });
         Ok(cache_core::TieredCache::open(&config)?)
@@ -1057,6 +1098,7 @@ fn measure_target(
         LoadTarget::CacheL2 => {
             let mut options = cache_l2::L2Options::new(dir.path().join(crate::L2_FILE_NAME));
             options.max_bytes = bytesize::ByteSize(spec.l2_max_bytes);
+            options.write_mode = spec.write_mode;
             measure(&cache_l2::Store::open(&options)?, spec, seqs, values)
         }
         LoadTarget::Foyer => {
@@ -1095,9 +1137,11 @@ fn check(spec: &LoadSpec) -> anyhow::Result<()> {
         "--read-ratio must be in [0, 1]"
     );
     anyhow::ensure!(
-        spec.value_size >= 8,
+        spec.values.sizes.min() >= 8
+            || matches!(spec.values.sizes, crate::workload::ValueSizes::Trace { .. }),
         "--value-size must be at least 8 (values start with their key)"
     );
+    spec.values.check()?;
     anyhow::ensure!(!spec.targets.is_empty(), "no target given");
     anyhow::ensure!(
         spec.sequence_len.is_power_of_two(),
@@ -1117,7 +1161,7 @@ pub fn load(
 ) -> anyhow::Result<LoadReport> {
     check(spec)?;
     let seqs = sequences(spec)?;
-    let values = values(key_space(spec, &seqs), spec.value_size);
+    let values = values(key_space(spec, &seqs), &spec.values)?;
     let mut runs = Vec::with_capacity(spec.runs);
     for run in 0..spec.runs {
         let mut figures = BTreeMap::new();
@@ -1177,7 +1221,8 @@ pub fn load(
             shards: spec.shards,
             workload: spec.workload,
             read_ratio: spec.read_ratio,
-            value_size: spec.value_size,
+            values: spec.values.report(),
+            write_mode: spec.write_mode,
             ops_per_thread: match spec.length {
                 Length::Ops(n) => Some(n),
                 Length::Duration(_) => None,
@@ -1222,13 +1267,20 @@ impl LoadReport {
         let _ = writeln!(
             out,
             "load:     {} threads, Zipf({}) over {} keys, capacity {} entries, {mix}, \
-             {}-byte values, {length}; disk tiers {}",
+             values of {} bytes (mean {:.0}, compression ratio {}), {length}; disk tiers {} \
+             (L2 write mode {})",
             s.threads,
             s.zipf,
             s.keys,
             s.capacity,
-            s.value_size,
-            ByteSize(s.l2_max_bytes)
+            s.values.sizes,
+            s.values.mean_bytes,
+            s.values.compression_ratio,
+            ByteSize(s.l2_max_bytes),
+            match s.write_mode {
+                cache_l2::WriteMode::Sync => "sync",
+                cache_l2::WriteMode::Async => "async",
+            }
         );
         let _ = writeln!(out, "runs:     {} (median reported)\n", self.runs.len());
         let _ = writeln!(
@@ -1476,4 +1528,51 @@ pub fn mem(
         value_size,
         targets: figures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{ValueSizes, ValueSpec};
+
+    #[test]
+    fn values_have_each_keys_size_start_with_the_key_and_compress_as_asked() {
+        let spec = ValueSpec {
+            sizes: ValueSizes::Uniform {
+                min: 1000,
+                max: 3000,
+            },
+            compression_ratio: 0.25,
+            seed: 3,
+        };
+        let made = values(500, &spec).unwrap();
+        let (mut raw, mut packed) = (0usize, 0usize);
+        for (k, v) in (0u64..).zip(&made) {
+            assert_eq!(v.len(), spec.size_of(k) as usize, "key {k}");
+            assert!(valid(k, v), "key {k}");
+            raw += v.len();
+            packed += zstd::bulk::compress(v, 3).unwrap().len();
+        }
+        // Sizes spread over the range, not one size for all.
+        let (min, max) = made.iter().fold((usize::MAX, 0), |(lo, hi), v| {
+            (lo.min(v.len()), hi.max(v.len()))
+        });
+        assert!(min < 1200 && max > 2800, "{min}..{max}");
+        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+        let ratio = packed as f64 / raw as f64;
+        assert!((0.25..0.35).contains(&ratio), "compressed to {ratio}");
+
+        // Sizes under 8 (possible in a trace's sizes) count as 8: the key still fits.
+        let tiny = ValueSpec {
+            sizes: ValueSizes::Uniform { min: 1, max: 4 },
+            ..ValueSpec::fixed(8)
+        };
+        assert!(values(10, &tiny).unwrap().iter().all(|v| v.len() == 8));
+    }
+
+    #[test]
+    fn values_larger_than_memory_are_refused_before_any_allocation() {
+        let e = values(1 << 40, &ValueSpec::fixed(1 << 20)).unwrap_err();
+        assert!(format!("{e:#}").contains("memory available"), "{e:#}");
+    }
 }

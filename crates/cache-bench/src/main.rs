@@ -10,6 +10,7 @@ use bytesize::ByteSize;
 use cache_bench::load::{Length, LoadSpec, LoadTarget};
 use cache_bench::load_l2::L2LoadSpec;
 use cache_bench::trace::Format;
+use cache_bench::workload::{ValueSizes, ValueSpec};
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
 use cache_core::L1Policy;
 use clap::parser::ValueSource;
@@ -106,9 +107,12 @@ struct LoadArgs {
     /// count) and `load-latency.svg` (op latency CDFs at the last thread count).
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
-    /// Bytes per value (at least 8). Default: 100 for l1, 16384 for l2.
-    #[arg(long, value_name = "BYTES")]
-    value_size: Option<u32>,
+    /// Value sizes, at least 8 bytes (values start with their key): `100` or `4KiB` (every
+    /// value), and with `--cache l1` also `100..4KiB` (uniform, both bounds included) or
+    /// `trace:PATH` (the object sizes of a sized trace; sizes under 8 count as 8). Each key
+    /// draws its size once. Default: 100 for l1, 16384 for l2.
+    #[arg(long, value_name = "SIZES")]
+    value_size: Option<ValueSizes>,
     /// Ops per thread (with `--cache l2`, gets per get thread). Default: 10,000,000 for l1,
     /// 100,000 for l2.
     #[arg(long, value_name = "N", conflicts_with = "duration")]
@@ -121,9 +125,14 @@ struct LoadArgs {
     /// median of each figure).
     #[arg(long, default_value_t = 1)]
     runs: usize,
-    /// RNG seed of the key sequences (and, with `--cache l2`, of the values).
+    /// RNG seed of the key sequences and of the values.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// When a put into our L2 returns: `sync` (once its group commit is done) or `async` (once
+    /// queued; a put that replaces a record still waits for its commit). With `--cache l2`,
+    /// cache-l2's puts; with `--cache l1`, those of tiered, tiered-async and cache-l2.
+    #[arg(long, value_enum, default_value = "sync")]
+    write_mode: WriteModeArg,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -170,6 +179,12 @@ struct LoadL1Args {
     /// insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
+    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
+    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them; the
+    /// first 8 bytes of a value are its key). Matters to targets that compress (tiered,
+    /// cache-l2) above their `min_bytes` (1 KiB by default).
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    compression_ratio: f64,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
     #[arg(long, value_name = "N", default_value_t = cache_bench::load::SEQUENCE_LEN)]
     sequence_len: usize,
@@ -194,9 +209,6 @@ struct LoadL2Args {
     /// it cannot shrink (cache-l2 then stores them raw).
     #[arg(long)]
     compressible: bool,
-    /// When a cache-l2 put returns: `sync` (once its commit is done) or `async` (once queued).
-    #[arg(long, value_enum, default_value = "sync")]
-    write_mode: WriteModeArg,
     /// Threads putting into cache-l2 at once, each its share of the keys (raw-redb always has
     /// one batched writer: it is the baseline).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -328,9 +340,18 @@ struct ReplayArgs {
     /// number of fields on the first line.
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// Value size in bytes for traces that record no sizes (ARC, LIRS).
-    #[arg(long, value_name = "BYTES", default_value_t = 512)]
-    value_size: u32,
+    /// Value sizes for traces that record none (ARC, LIRS): `512` or `4KiB` (every value),
+    /// `100..4KiB` (uniform, both bounds included) or `trace:PATH` (the object sizes of a sized
+    /// trace). Each key draws its size once. Sized traces keep their own sizes.
+    #[arg(long, value_name = "SIZES", default_value = "512")]
+    value_size: ValueSizes,
+    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
+    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them).
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    compression_ratio: f64,
+    /// RNG seed of the value sizes and bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -346,10 +367,16 @@ struct ZipfArgs {
     /// Requests.
     #[arg(long, default_value_t = 1_000_000)]
     requests: u64,
-    /// Value size in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
-    value_size: u32,
-    /// RNG seed.
+    /// Value sizes: `1024` or `1KiB` (every value), `100..4KiB` (uniform, both bounds
+    /// included) or `trace:PATH` (the object sizes of a sized trace). Each key draws its size
+    /// once.
+    #[arg(long, value_name = "SIZES", default_value = "1024")]
+    value_size: ValueSizes,
+    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
+    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them).
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    compression_ratio: f64,
+    /// RNG seed of the keys, the value sizes and the value bytes.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[command(flatten)]
@@ -503,7 +530,11 @@ fn run() -> anyhow::Result<ExitCode> {
                     format: a.format,
                 },
                 cache: a.cache.spec(ByteSize::mib(64), ByteSize::gib(1))?,
-                value_size: a.value_size,
+                values: ValueSpec {
+                    sizes: a.value_size,
+                    compression_ratio: a.compression_ratio,
+                    seed: a.seed,
+                },
                 command: command_line,
             },
             (a.cache.json, a.cache.plot),
@@ -517,7 +548,11 @@ fn run() -> anyhow::Result<ExitCode> {
                     seed: a.seed,
                 },
                 cache: a.cache.spec(ByteSize::mib(16), ByteSize::mib(64))?,
-                value_size: a.value_size,
+                values: ValueSpec {
+                    sizes: a.value_size,
+                    compression_ratio: a.compression_ratio,
+                    seed: a.seed,
+                },
                 command: command_line,
             },
             (a.cache.json, a.cache.plot),
@@ -620,7 +655,12 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
         shards: l1.shards,
         workload: l1.workload,
         read_ratio: l1.read_ratio,
-        value_size: a.value_size.unwrap_or(100),
+        values: ValueSpec {
+            sizes: a.value_size.clone().unwrap_or(ValueSizes::Fixed(100)),
+            compression_ratio: l1.compression_ratio,
+            seed: a.seed,
+        },
+        write_mode: a.write_mode.into(),
         length: a
             .duration
             .map_or(Length::Ops(a.ops.unwrap_or(10_000_000)), Length::Duration),
@@ -663,9 +703,13 @@ fn load_l2(
         anyhow::bail!("--cache l2 takes one --threads count");
     };
     let l2 = &a.l2;
-    let value_size = a
-        .value_size
-        .unwrap_or(cache_bench::load_l2::DEFAULT_VALUE_SIZE);
+    let value_size = match &a.value_size {
+        None => cache_bench::load_l2::DEFAULT_VALUE_SIZE,
+        Some(ValueSizes::Fixed(n)) => *n,
+        Some(other) => anyhow::bail!(
+            "--cache l2 puts values of one size: give --value-size BYTES, not {other}"
+        ),
+    };
     let entries = l2
         .entries
         .unwrap_or_else(|| L2LoadSpec::default_entries(value_size));
@@ -673,7 +717,7 @@ fn load_l2(
         entries,
         value_size,
         compressible: l2.compressible,
-        write_mode: l2.write_mode.into(),
+        write_mode: a.write_mode.into(),
         writers: l2.writers,
         l2_max_bytes: l2.l2_max_bytes.map_or_else(
             || L2LoadSpec::default_max_bytes(entries, value_size),

@@ -134,7 +134,7 @@ impl Tally {
 }
 
 /// Serves every request of `requests` with every target, in chunks of [`CHUNK`]. A request
-/// without a size gets `default_size` bytes. `progress` is called after each chunk with the
+/// without a size gets the size `values` gives its key. `progress` is called after each chunk with the
 /// number of requests served so far.
 ///
 /// # Errors
@@ -142,7 +142,7 @@ impl Tally {
 /// The first trace error, or the first target error (a failing cache, or wrong bytes).
 pub fn run(
     requests: impl Iterator<Item = Result<Request, TraceError>>,
-    default_size: u32,
+    values: &crate::workload::ValueSpec,
     targets: &[&dyn Target],
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Vec<Tally>> {
@@ -154,7 +154,7 @@ pub fn run(
         chunk.clear();
         for r in requests.by_ref().take(CHUNK) {
             let r = r?;
-            chunk.push((r.key, r.size.unwrap_or(default_size)));
+            chunk.push((r.key, r.size.unwrap_or_else(|| values.size_of(r.key))));
         }
         for (target, tally) in targets.iter().zip(&mut tallies) {
             let start = Instant::now();

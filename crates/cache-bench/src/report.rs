@@ -44,15 +44,29 @@ pub fn nanos_since(start: std::time::Instant) -> u64 {
 ///
 /// If `/proc/self/status` cannot be read or lacks the field (not Linux).
 pub fn proc_status_bytes(field: &str) -> anyhow::Result<u64> {
+    proc_kib_field("/proc/self/status", field)
+}
+
+/// A field of `/proc/meminfo` (e.g. `MemAvailable`), in bytes.
+///
+/// # Errors
+///
+/// If `/proc/meminfo` cannot be read or lacks the field (not Linux).
+pub fn meminfo_bytes(field: &str) -> anyhow::Result<u64> {
+    proc_kib_field("/proc/meminfo", field)
+}
+
+/// The `field: N kB` line of the proc file at `path`, in bytes.
+fn proc_kib_field(path: &str, field: &str) -> anyhow::Result<u64> {
     use anyhow::Context as _;
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("reading /proc/self/status (memory figures need Linux)")?;
-    let kib = status
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {path} (memory figures need Linux)"))?;
+    let kib = text
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .with_context(|| format!("no {field} in /proc/self/status"))?;
+        .with_context(|| format!("no {field} in {path}"))?;
     Ok(kib * 1024)
 }
 
@@ -138,8 +152,9 @@ pub struct Setup {
     pub l1_policy: cache_core::L1Policy,
     /// L2 budget in bytes, if L2 is on.
     pub l2_max_bytes: Option<u64>,
-    /// Size given to requests without one, in bytes.
-    pub default_value_size: u32,
+    /// The values: sizes given to requests without one (every request of a synthetic
+    /// workload), how well they compress, and their seed.
+    pub values: crate::workload::ValueReport,
     /// The whole engine config the tiered cache was opened with (`--config` with the
     /// command line's overrides), as `Config` serializes it.
     pub engine: cache_core::Config,
@@ -359,6 +374,17 @@ impl ReplayReport {
             "tiered:   L1 {} {} in {} shard(s), {:?}; L2 {}",
             s.l1_capacity, s.l1_unit, s.l1_shards, s.l1_policy, l2
         );
+        let v = &s.values;
+        let sizes = if self.format.is_some_and(crate::trace::Format::is_sized) {
+            "the trace's sizes".to_owned()
+        } else {
+            format!("{} bytes (mean {:.0})", v.sizes, v.mean_bytes)
+        };
+        let _ = writeln!(
+            out,
+            "values:   {sizes}, compression ratio {}, seed {}",
+            v.compression_ratio, v.seed
+        );
         let _ = writeln!(out, "requests: {}\n", self.requests);
         self.targets_table(&mut out);
         let _ = writeln!(
@@ -376,11 +402,13 @@ impl ReplayReport {
         if let Some(l2) = &self.l2 {
             let _ = writeln!(
                 out,
-                "L2:        {} live of {} budget, file {}; {} writes, {} evictions, {} corrupt",
+                "L2:        {} live of {} budget, file {}; {} writes ({} compressed), {} \
+                 evictions, {} corrupt",
                 bytesize::ByteSize(l2.live_bytes),
                 bytesize::ByteSize(l2.max_bytes),
                 bytesize::ByteSize(l2.file_bytes),
                 l2.insertions,
+                l2.compressed_insertions,
                 l2.evictions,
                 l2.corrupt_records
             );

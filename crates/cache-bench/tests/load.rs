@@ -13,7 +13,8 @@ fn tiny(read_ratio: f64) -> LoadSpec {
         shards: None,
         workload: cache_bench::load::Workload::Mix,
         read_ratio,
-        value_size: 32,
+        values: cache_bench::workload::ValueSpec::fixed(32),
+        write_mode: cache_l2::WriteMode::Sync,
         length: Length::Ops(20_000),
         runs: 1,
         seed: 7,
@@ -276,4 +277,57 @@ fn a_thread_sweep_reports_each_count_and_plots_them() {
             f.display()
         );
     }
+}
+
+/// `load` takes a value-size range, a compression ratio and the L2 write mode, and reports
+/// them; `--cache l2` puts values of one size and says so when given a range.
+#[test]
+fn the_binary_takes_value_sizes_compressibility_and_the_write_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+        .args([
+            "load",
+            "--targets",
+            "cache-l1,tiered,cache-l2",
+            "--threads",
+            "1",
+        ])
+        .args(["--ops", "2000", "--keys", "1000", "--capacity", "100"])
+        .args(["--value-size", "64..2KiB", "--compression-ratio", "0.5"])
+        .args(["--write-mode", "async", "--read-ratio", "0.9"])
+        .args(["--sequence-len", "4096", "--json", json.to_str().unwrap()])
+        .args(["--l2-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("64..2048") && stdout.contains("async"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let setup = &report["setup"];
+    assert_eq!(setup["write_mode"], "async");
+    assert_eq!(setup["values"]["sizes"], "64..2048");
+    assert_eq!(setup["values"]["compression_ratio"], 0.5);
+    for name in ["cache-l1", "tiered", "cache-l2"] {
+        assert!(
+            report["targets"][name]["hit_ratio"].as_f64().unwrap() > 0.2,
+            "{name}"
+        );
+    }
+
+    let l2_range = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+        .args(["load", "--cache", "l2", "--value-size", "64..2KiB"])
+        .output()
+        .unwrap();
+    assert!(!l2_range.status.success());
+    let stderr = String::from_utf8_lossy(&l2_range.stderr);
+    assert!(stderr.contains("values of one size"), "{stderr}");
 }

@@ -6,6 +6,7 @@ mod common;
 
 use cache_bench::adapter::{Target, TieredTarget, Values};
 use cache_bench::trace::TraceReader;
+use cache_bench::workload::ValueSpec;
 use cache_bench::{CacheSpec, L1Budget, Peer, ReplaySpec, Source};
 use cache_core::L1Policy;
 use cache_core::{Config, L1Config, TieredCache};
@@ -31,7 +32,7 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
             async_promotion: false,
             engine: cache_core::Config::default(),
         },
-        value_size: 512,
+        values: ValueSpec::fixed(512),
         command: "test".into(),
     };
     let report = cache_bench::replay(&spec, |_| {}).unwrap();
@@ -85,7 +86,7 @@ fn every_peer_serves_every_request_and_lru_matches_the_reference() {
             async_promotion: false,
             engine: cache_core::Config::default(),
         },
-        value_size: 64,
+        values: ValueSpec::fixed(64),
         command: "test".into(),
     };
     let report = cache_bench::replay(&spec, |_| {}).unwrap();
@@ -163,7 +164,7 @@ fn zipf_spec(seed: u64, peers: Vec<Peer>, async_promotion: bool) -> ReplaySpec {
             async_promotion,
             engine: cache_core::Config::default(),
         },
-        value_size: 1024,
+        values: ValueSpec::fixed(1024),
         command: "test".into(),
     }
 }
@@ -176,7 +177,7 @@ fn zipf_default_shape_runs_and_l2_helps() {
     // L2 holds every key (5,000 values of 1 KiB in 16 MiB), so exactly the first touch of each
     // distinct key misses. The seeded workload tells which keys those are.
     let distinct: std::collections::HashSet<u64> =
-        cache_bench::workload::zipf(5_000, 0.99, 50_000, 1024, 1)
+        cache_bench::workload::zipf(5_000, 0.99, 50_000, ValueSpec::fixed(1024), 1)
             .unwrap()
             .map(|r| r.key)
             .collect();
@@ -405,4 +406,81 @@ fn the_binary_benchmarks_an_engine_config_and_flags_override_it() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("max_byts"), "{stderr}");
+}
+
+/// Value sizes and compressibility reach the caches: a size range is reported and makes bytes
+/// and requests miss in different shares, values built to compress 2:1 are stored compressed
+/// by L2 and random ones are not, sizes taken from a sized trace have its mean object size, and
+/// an unsized trace is refused as a source of sizes.
+#[test]
+fn the_binary_draws_value_sizes_and_compressibility() {
+    let dir = tempfile::tempdir().unwrap();
+    let zipf = |ratio: &str| -> serde_json::Value {
+        let json = dir.path().join(format!("zipf-{ratio}.json"));
+        let output = common::cli()
+            .args(["zipf", "--keys", "1000", "--requests", "10000"])
+            .args(["--value-size", "2KiB..8KiB", "--compression-ratio", ratio])
+            .args(["--l1", "256KiB", "--l2", "64MiB", "--peers", "moka"])
+            .args(["--json", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        common::succeeded(&output);
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    };
+    let half = zipf("0.5");
+    let values = &half["setup"]["values"];
+    assert_eq!(values["sizes"], "2048..8192");
+    assert_eq!(
+        (&values["min_bytes"], &values["max_bytes"]),
+        (&2048.into(), &8192.into())
+    );
+    assert!((values["mean_bytes"].as_f64().unwrap() - 5120.0).abs() < 1e-9);
+    assert_eq!(values["compression_ratio"], 0.5);
+    let l2 = &half["l2"];
+    assert!(l2["insertions"].as_u64().unwrap() > 0);
+    assert_eq!(
+        l2["compressed_insertions"], l2["insertions"],
+        "every value is over min_bytes and compresses 2:1: {l2}"
+    );
+    let miss = half["miss_ratio"].as_f64().unwrap();
+    let byte_miss = half["byte_miss_ratio"].as_f64().unwrap();
+    assert!((miss - byte_miss).abs() > 1e-6, "{miss} {byte_miss}");
+
+    let random = zipf("1");
+    assert!(random["l2"]["insertions"].as_u64().unwrap() > 0);
+    assert_eq!(
+        random["l2"]["compressed_insertions"], 0,
+        "random bytes stay raw"
+    );
+
+    // An ARC trace with the AdaptSize trace's object sizes: 36,815 objects of 279 MB in all
+    // (shared/traces/README.md).
+    let trace = dir.path().join("tiny.lis");
+    std::fs::write(&trace, "0 50 0 1\n0 50 0 2\n").unwrap();
+    let json = dir.path().join("sized.json");
+    let sizes = format!("trace:{}", adaptsize().display());
+    let output = common::cli()
+        .args(["replay", trace.to_str().unwrap(), "--value-size", &sizes])
+        .args(["--no-l2", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    common::succeeded(&output);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mean = report["setup"]["values"]["mean_bytes"].as_f64().unwrap();
+    let expected = 279e6 / 36_815.0;
+    assert!(
+        (mean / expected - 1.0).abs() < 0.005,
+        "{mean} vs {expected}"
+    );
+    assert_eq!(report["requests"], 100);
+
+    let unsized_trace = common::cli()
+        .args(["zipf", "--requests", "10", "--no-l2", "--value-size"])
+        .arg(format!("trace:{}", trace.display()))
+        .output()
+        .unwrap();
+    assert!(!unsized_trace.status.success());
+    let stderr = String::from_utf8_lossy(&unsized_trace.stderr);
+    assert!(stderr.contains("records no sizes"), "{stderr}");
 }

@@ -25,7 +25,7 @@ fn sieve_miss_ratio(trace: &str, entries: u64) -> f64 {
             async_promotion: false,
             engine: cache_core::Config::default(),
         },
-        value_size: 8,
+        values: cache_bench::workload::ValueSpec::fixed(8),
         command: String::new(),
     };
     let report = cache_bench::replay(&spec, |_| {}).expect("replay");
