@@ -307,6 +307,61 @@ impl Target for L1Target {
     }
 }
 
+/// Our L2 alone (`cache_l2::Store`), without an L1 in front: every hit is a durable-tier hit,
+/// every miss a put through its group commit.
+pub struct L2Target {
+    store: cache_l2::Store,
+    values: Values,
+}
+
+impl std::fmt::Debug for L2Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L2Target")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl L2Target {
+    /// Opens a store with `options` (budget, compression, write mode, path), serving `values`.
+    ///
+    /// # Errors
+    ///
+    /// The store's: bad options, or a file it cannot open.
+    pub fn open(options: &cache_l2::L2Options, values: Values) -> anyhow::Result<Self> {
+        let store = cache_l2::Store::open(options)
+            .with_context(|| format!("opening cache-l2 at {}", options.path.display()))?;
+        Ok(Self { store, values })
+    }
+}
+
+impl Target for L2Target {
+    fn name(&self) -> &'static str {
+        "cache-l2"
+    }
+
+    fn serve(&self, key: u64, size: u32) -> anyhow::Result<Outcome> {
+        let k = key.to_le_bytes();
+        if let Some(v) = self.store.get(NAMESPACE, &k)? {
+            anyhow::ensure!(self.values.check(key, &v), wrong_bytes("cache-l2", key));
+            return Ok(Outcome::L2Hit);
+        }
+        match self.store.put(NAMESPACE, &k, &self.values.value(key, size)) {
+            Ok(_) => Ok(Outcome::Miss),
+            Err(e) if is_too_large(&e) => Ok(Outcome::Uncacheable),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn disk_io(&self) -> Option<DiskIo> {
+        let s = self.store.stats();
+        Some(DiskIo {
+            read_bytes: s.file_read_bytes,
+            written_bytes: s.file_written_bytes,
+        })
+    }
+}
+
 /// `moka::sync::Cache` with the same budget and weigher as our L1.
 pub struct MokaTarget {
     cache: moka::sync::Cache<u64, Bytes>,

@@ -31,7 +31,8 @@ use anyhow::Context as _;
 use cache_core::{Config, L1Policy, PromotionMode, TieredCache};
 
 use crate::adapter::{
-    DiskBudget, FoyerTarget, LruTarget, MokaTarget, QuickCacheTarget, Target, TieredTarget, Values,
+    DiskBudget, FoyerTarget, L1Target, L2Target, LruTarget, MokaTarget, QuickCacheTarget, Target,
+    TieredTarget, Values,
 };
 use crate::report::{
     L2Report, LatencyReport, Machine, PeerReport, Percentiles, PromotionReport, ReplayReport, Setup,
@@ -64,6 +65,14 @@ pub enum Peer {
     /// it needs a disk budget (the run's L2 budget).
     #[value(name = "foyer")]
     Foyer,
+    /// Our L1 alone ([`adapter::L1Target`]: `cache_l1::ShardedSieve`, no cache-core around
+    /// it), with our L1's policy and shard count, reported as `cache-l1`.
+    #[value(name = "cache-l1")]
+    CacheL1,
+    /// Our L2 alone ([`adapter::L2Target`]: `cache_l2::Store` with our L2's options in its
+    /// own file, no L1 in front), reported as `cache-l2`; it needs L2 on.
+    #[value(name = "cache-l2")]
+    CacheL2,
 }
 
 /// The budgets a peer gets: those of our tiers.
@@ -77,16 +86,26 @@ pub struct PeerBudget {
     pub typical_value_size: u32,
     /// The disk budget of hybrid peers: our L2's, if L2 is on.
     pub disk: Option<adapter::DiskBudget>,
+    /// Our L1's eviction policy, for `cache-l1`.
+    pub l1_policy: L1Policy,
+    /// Our L1's shard count, for `cache-l1` (`None`: `cache_l1`'s default for the capacity).
+    pub l1_shards: Option<usize>,
+    /// Our L2's options, if L2 is on, for `cache-l2` (which gets its own file in the disk
+    /// budget's directory).
+    pub l2: Option<cache_core::L2Options>,
 }
 
 impl Peer {
-    /// The peer's name in reports and JSON: `moka`, `quick_cache`, `lru` or `foyer`.
+    /// The peer's name in reports and JSON: `moka`, `quick_cache`, `lru`, `foyer`,
+    /// `cache-l1` or `cache-l2`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Moka => "moka",
             Self::QuickCache => "quick_cache",
             Self::Lru => "lru",
             Self::Foyer => "foyer",
+            Self::CacheL1 => "cache-l1",
+            Self::CacheL2 => "cache-l2",
         }
     }
 
@@ -94,7 +113,7 @@ impl Peer {
     ///
     /// # Errors
     ///
-    /// foyer without a disk budget, or failing to open.
+    /// foyer or cache-l2 without a disk budget, or a peer failing to open.
     pub fn target(self, budget: &PeerBudget, values: Values) -> anyhow::Result<Box<dyn Target>> {
         let &PeerBudget {
             capacity, by_bytes, ..
@@ -113,6 +132,22 @@ impl Peer {
                     "foyer is a hybrid memory + disk cache: give it a disk budget with --l2",
                 )?;
                 Box::new(FoyerTarget::new(capacity, by_bytes, disk, values)?)
+            }
+            Self::CacheL1 => Box::new(L1Target::new(
+                self.name(),
+                capacity,
+                by_bytes,
+                Some(budget.l1_policy.to_policy()),
+                budget.l1_shards,
+                values,
+            )?),
+            Self::CacheL2 => {
+                let (Some(disk), Some(l2)) = (&budget.disk, &budget.l2) else {
+                    anyhow::bail!("cache-l2 is our L2 alone: it needs L2 on (--l2)");
+                };
+                let mut options = l2.clone();
+                options.path = disk.dir.join("cache-l2-alone.redb");
+                Box::new(L2Target::open(&options, values)?)
             }
         })
     }
@@ -253,14 +288,22 @@ fn engine_config(
     Ok(config)
 }
 
-/// The peers of `c`, with our L1's budget and, for hybrid ones, our L2's in `dir`.
+/// The peers of `c`, with our L1's budget (and `ours`'s shard count) and, for those with a disk,
+/// our L2's in `dir`.
 fn peer_targets(
     config: &Config,
     c: &CacheSpec,
-    typical_value_size: u32,
+    ours: &TieredTarget,
+    sizes: &workload::ValueSizes,
     dir: &std::path::Path,
     values: &Values,
 ) -> anyhow::Result<Vec<(Peer, Box<dyn Target>)>> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a mean of u32 sizes"
+    )]
+    let typical_value_size = sizes.mean().round() as u32;
     let (capacity, by_bytes) = match c.l1 {
         L1Budget::Bytes(n) => (n, true),
         L1Budget::Entries(n) => (n, false),
@@ -274,11 +317,26 @@ fn peer_targets(
             dir: dir.to_owned(),
             write_buffer_bytes: l2.group_commit.queue_max_bytes.as_u64(),
         }),
+        l1_policy: c.policy,
+        l1_shards: Some(ours.cache().stats().l1.shards),
+        l2: config.l2.clone(),
     };
     c.peers
         .iter()
         .map(|&p| Ok((p, p.target(&budget, values.clone())?)))
         .collect()
+}
+
+/// The bytes values are sliced from for a source of `format` (`None`: synthetic): sized sources
+/// need a buffer to slice objects of many sizes from; unsized ones only need room for varied
+/// offsets beyond their largest value.
+fn value_bytes(format: Option<Format>, values: &workload::ValueSpec) -> Values {
+    let buffer = if format.is_some_and(Format::is_sized) {
+        SIZED_VALUE_BUFFER
+    } else {
+        (values.sizes.max() as usize).min(SIZED_VALUE_BUFFER) + (1 << 20)
+    };
+    Values::compressible(buffer, values.seed, values.compression_ratio)
 }
 
 /// Name of the L2 file in `--l2-dir` or the temporary directory.
@@ -302,14 +360,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
     let mut temp_dir = None;
     let config = engine_config(c, &mut temp_dir)?;
     let cache = TieredCache::open(&config).context("opening the tiered cache")?;
-    // Sized sources need a buffer to slice objects of many sizes from; unsized ones only need
-    // room for varied offsets.
-    let buffer = if format.is_some_and(Format::is_sized) {
-        SIZED_VALUE_BUFFER
-    } else {
-        (spec.values.sizes.max() as usize).min(SIZED_VALUE_BUFFER) + (1 << 20)
-    };
-    let values = Values::compressible(buffer, spec.values.seed, spec.values.compression_ratio);
+    let values = value_bytes(format, &spec.values);
     let ours = TieredTarget::new(cache, values.clone());
     // Hybrid peers get the L2 budget, in their own directory beside the L2 file; declared
     // before the peers, so it is removed after they are closed.
@@ -320,13 +371,14 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             .and_then(|l2| l2.path.parent())
             .unwrap_or(&std::env::temp_dir()),
     )?;
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "a mean of u32 sizes"
-    )]
-    let typical_value_size = spec.values.sizes.mean().round() as u32;
-    let peers = peer_targets(&config, c, typical_value_size, peer_dir.path(), &values)?;
+    let peers = peer_targets(
+        &config,
+        c,
+        &ours,
+        &spec.values.sizes,
+        peer_dir.path(),
+        &values,
+    )?;
     let mut targets: Vec<&dyn Target> = vec![&ours];
     targets.extend(peers.iter().map(|(_, t)| &**t));
 

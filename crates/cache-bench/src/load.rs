@@ -813,9 +813,23 @@ fn valid(key: u64, v: &[u8]) -> bool {
     v.get(..8) == Some(&key.to_le_bytes()[..])
 }
 
+/// A thread of a run panicked (inside a cache under test): an error for that target, not a
+/// panic of the whole bench.
+fn thread_panicked(what: &str) -> anyhow::Error {
+    anyhow::anyhow!("a {what} thread panicked inside the cache (its message is above)")
+}
+
 /// One warm-up pass over every thread's sequence, in parallel: a get per op (but writes), an
 /// insert on a miss. Returns `(hits, gets, wrong values or failed gets)`.
-fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u64, u64, u64) {
+///
+/// # Errors
+///
+/// If a thread panicked.
+fn warm_pass<C: LoadCache>(
+    cache: &C,
+    seqs: &[Sequence],
+    values: &[Value],
+) -> anyhow::Result<(u64, u64, u64)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = seqs
             .iter()
@@ -840,10 +854,16 @@ fn warm_pass<C: LoadCache>(cache: &C, seqs: &[Sequence], values: &[Value]) -> (u
                 })
             })
             .collect();
-        handles
+        // Every thread is joined before any error returns: the scope panics on a panicked
+        // thread left unjoined.
+        let joined: Vec<_> = handles
             .into_iter()
-            .map(|h| h.join().expect("warm-up thread"))
-            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+            .map(std::thread::ScopedJoinHandle::join)
+            .collect();
+        joined.into_iter().try_fold((0, 0, 0), |a, b| {
+            let b = b.map_err(|_| thread_panicked("warm-up"))?;
+            Ok((a.0 + b.0, a.1 + b.1, a.2 + b.2))
+        })
     })
 }
 
@@ -951,7 +971,7 @@ fn measure<C: LoadCache>(
     let mut last = -1.0;
     let mut warm_hit_ratio;
     loop {
-        let (hits, gets, wrong) = warm_pass(cache, seqs, values);
+        let (hits, gets, wrong) = warm_pass(cache, seqs, values)?;
         anyhow::ensure!(
             wrong == 0,
             "{wrong} gets returned another key's value or failed"
@@ -988,12 +1008,17 @@ fn measure<C: LoadCache>(
             std::thread::sleep(d);
             stop.store(true, Ordering::Relaxed);
         }
-        let counts: Vec<ThreadCount> = handles
+        let joined: Vec<_> = handles
             .into_iter()
-            .map(|h| h.join().expect("load thread"))
+            .map(std::thread::ScopedJoinHandle::join)
             .collect();
-        (counts, start.elapsed())
-    });
+        let elapsed = start.elapsed();
+        joined
+            .into_iter()
+            .map(|c| c.map_err(|_| thread_panicked("load")))
+            .collect::<anyhow::Result<Vec<ThreadCount>>>()
+            .map(|c| (c, elapsed))
+    })?;
     let sum = |f: fn(&ThreadCount) -> u64| counts.iter().map(f).sum::<u64>();
     let (ops, reads, hits, disk_hits, wrong) = (
         sum(|c| c.ops),
@@ -1568,6 +1593,54 @@ mod tests {
             ..ValueSpec::fixed(8)
         };
         assert!(values(10, &tiny).unwrap().iter().all(|v| v.len() == 8));
+    }
+
+    /// A cache whose gets panic after its first few: a panicking peer.
+    struct PanicsAfter(std::sync::atomic::AtomicU64);
+
+    impl LoadCache for PanicsAfter {
+        fn get(&self, _key: u64) -> Got {
+            assert!(
+                self.0.fetch_add(1, Ordering::Relaxed) < 100,
+                "the peer broke"
+            );
+            Got::Miss
+        }
+        fn insert(&self, _key: u64, _value: Value) {}
+        fn len(&self) -> u64 {
+            0
+        }
+        fn shards(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_cache_that_panics_fails_its_run_with_an_error() {
+        let spec = LoadSpec {
+            targets: vec![LoadTarget::CacheL1],
+            threads: 2,
+            keys: 100,
+            zipf: 0.99,
+            capacity: 10,
+            shards: None,
+            workload: Workload::Mix,
+            read_ratio: 1.0,
+            values: ValueSpec::fixed(8),
+            write_mode: cache_l2::WriteMode::Sync,
+            length: Length::Ops(1000),
+            runs: 1,
+            seed: 1,
+            sequence_len: 256,
+            l2_max_bytes: 1 << 20,
+            dir: None,
+            command: String::new(),
+        };
+        let seqs = sequences(&spec).unwrap();
+        let made = values(key_space(&spec, &seqs), &spec.values).unwrap();
+        let cache = PanicsAfter(std::sync::atomic::AtomicU64::new(0));
+        let e = measure(&cache, &spec, &seqs, &made).unwrap_err();
+        assert!(format!("{e:#}").contains("panicked"), "{e:#}");
     }
 
     #[test]

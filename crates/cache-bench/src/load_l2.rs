@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn get_phase_fails_on_a_missing_value() {
         let spec = L2LoadSpec {
-            length: Length::Duration(Duration::from_secs(60)),
+            length: Length::Duration(Duration::from_mins(1)),
             ..tiny_spec()
         };
         let values = ValueGen::new(spec.value_size, false, 1).unwrap();

@@ -419,7 +419,9 @@ struct CacheArgs {
     l2_dir: Option<PathBuf>,
     /// Peer caches to run beside ours on the same requests, with the same budget and weigher as
     /// our L1: moka (W-TinyLFU), `quick_cache` (S3-FIFO with CLOCK-Pro ideas), lru (exact LRU),
-    /// foyer (hybrid memory + disk; its disk gets the L2 budget, so it needs L2 on).
+    /// foyer (hybrid memory + disk; its disk gets the L2 budget, so it needs L2 on), and our
+    /// tiers alone: cache-l1 (our L1 with its policy and shards, no cache-core around it) and
+    /// cache-l2 (our L2 with its options in a file of its own, no L1 in front; needs L2 on).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "moka")]
     peers: Vec<Peer>,
     /// Promote L2 hits into L1 with the engine's async pool (a get returns at once and queues

@@ -203,13 +203,42 @@ fn foyer_serves_from_memory_and_disk_with_our_budgets() {
     assert!(disk.written_bytes > 0 && disk.read_bytes > 0, "{disk:?}");
 }
 
-/// A hybrid peer needs a disk budget: without L2, asking for foyer is a clear error.
+/// A peer with a disk needs a disk budget: without L2, asking for foyer or our L2 alone is a
+/// clear error.
 #[test]
-fn foyer_without_a_disk_budget_is_refused() {
-    let mut spec = zipf_spec(5, vec![Peer::Foyer], false);
-    spec.cache.l2_max_bytes = None;
-    let err = cache_bench::replay(&spec, |_| {}).unwrap_err();
-    assert!(format!("{err:#}").contains("--l2"), "{err:#}");
+fn disk_peers_without_a_disk_budget_are_refused() {
+    for peer in [Peer::Foyer, Peer::CacheL2] {
+        let mut spec = zipf_spec(5, vec![peer], false);
+        spec.cache.l2_max_bytes = None;
+        let err = cache_bench::replay(&spec, |_| {}).unwrap_err();
+        assert!(format!("{err:#}").contains("--l2"), "{peer:?}: {err:#}");
+    }
+}
+
+/// Our tiers alone see the same requests as the tiered cache: with every key fitting in L2,
+/// L2 alone misses exactly where the tiered cache does (first touches), and L1 alone, with
+/// the tiered cache's L1 budget, policy and shards, hits as the tiered cache's L1 does give or
+/// take the keys promotion reorders.
+#[test]
+fn our_tiers_alone_bracket_the_tiered_cache() {
+    let report = cache_bench::replay(
+        &zipf_spec(5, vec![Peer::CacheL1, Peer::CacheL2], false),
+        |_| {},
+    )
+    .unwrap();
+    let (l1, l2) = (&report.peers["cache-l1"], &report.peers["cache-l2"]);
+    assert_eq!(l2.misses, report.misses, "{l2:?}");
+    assert_eq!((l2.l1_hits, l2.l2_hits), (0, l2.hits));
+    assert_eq!(l1.l2_hits, 0);
+    assert!(l1.misses > report.misses, "L1 alone has no second tier");
+    #[expect(clippy::cast_precision_loss, reason = "a ratio of counts")]
+    let gap = (l1.l1_hits as f64 - report.l1_hits as f64).abs() / report.requests as f64;
+    assert!(
+        gap < 0.02,
+        "L1 alone {l1:?} against tiered L1 {}",
+        report.l1_hits
+    );
+    assert!(l2.disk.is_some_and(|d| d.written_bytes > 0));
 }
 
 #[test]
@@ -251,7 +280,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
             "1MiB",
         ])
         .args(["--shards", "1", "--json", json.to_str().unwrap()])
-        .args(["--peers", "moka,quick_cache,lru,foyer"])
+        .args(["--peers", "moka,quick_cache,lru,foyer,cache-l1,cache-l2"])
         .args(["--plot", dir.path().join("plots").to_str().unwrap()])
         .output()
         .unwrap();
@@ -276,13 +305,28 @@ fn the_binary_replays_a_trace_and_writes_json() {
         "L2 wrote the misses"
     );
     assert!(n(&report["peak_rss_bytes"]) > 1 << 20);
-    for peer in ["moka", "quick_cache", "lru", "foyer"] {
+    for peer in [
+        "moka",
+        "quick_cache",
+        "lru",
+        "foyer",
+        "cache-l1",
+        "cache-l2",
+    ] {
         let p = &report["peers"][peer];
         assert_eq!(p["requests"], 150, "{peer}");
         assert_eq!(n(&p["l1_hits"]) + n(&p["l2_hits"]), n(&p["hits"]), "{peer}");
         assert_eq!(n(&p["hits"]) + n(&p["misses"]), 150, "{peer}");
         assert!(p["latency_us"]["p99"].is_number(), "{peer}");
-        assert_eq!(p["disk"].is_object(), peer == "foyer", "{peer}");
+        let on_disk = peer == "foyer" || peer == "cache-l2";
+        assert_eq!(p["disk"].is_object(), on_disk, "{peer}");
+        // Memory-only peers serve nothing from disk; our L2 alone serves every hit from disk.
+        if !on_disk {
+            assert_eq!(p["l2_hits"], 0, "{peer}");
+        }
+        if peer == "cache-l2" {
+            assert!(n(&p["hits"]) > 0 && p["l1_hits"] == 0, "{peer}: {p}");
+        }
         assert!(
             !report["latency_cdf_us"][peer]
                 .as_array()
