@@ -820,7 +820,10 @@ fn thread_panicked(what: &str) -> anyhow::Error {
 }
 
 /// One warm-up pass over every thread's sequence, in parallel: a get per op (but writes), an
-/// insert on a miss. Returns `(hits, gets, wrong values or failed gets)`.
+/// insert on a miss, except of keys at or above `fresh_from`: those are the workload's new keys
+/// (YCSB D and E inserts), which the timed part must insert fresh, as YCSB does, and not find
+/// there already (to a disk tier, replacing a record costs a durable commit that a fresh insert
+/// may not). Returns `(hits, gets, wrong values or failed gets)`.
 ///
 /// # Errors
 ///
@@ -829,6 +832,7 @@ fn warm_pass<C: LoadCache>(
     cache: &C,
     seqs: &[Sequence],
     values: &[Value],
+    fresh_from: u64,
 ) -> anyhow::Result<(u64, u64, u64)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = seqs
@@ -846,7 +850,10 @@ fn warm_pass<C: LoadCache>(
                                 hits += 1;
                                 wrong += u64::from(!valid);
                             }
-                            Got::Miss => cache.insert(key, Arc::clone(&values[index(key)])),
+                            Got::Miss if key < fresh_from => {
+                                cache.insert(key, Arc::clone(&values[index(key)]));
+                            }
+                            Got::Miss => {}
                             Got::Failed => wrong += 1,
                         }
                     }
@@ -971,7 +978,7 @@ fn measure<C: LoadCache>(
     let mut last = -1.0;
     let mut warm_hit_ratio;
     loop {
-        let (hits, gets, wrong) = warm_pass(cache, seqs, values)?;
+        let (hits, gets, wrong) = warm_pass(cache, seqs, values, spec.keys)?;
         anyhow::ensure!(
             wrong == 0,
             "{wrong} gets returned another key's value or failed"
@@ -1641,6 +1648,43 @@ mod tests {
         let cache = PanicsAfter(std::sync::atomic::AtomicU64::new(0));
         let e = measure(&cache, &spec, &seqs, &made).unwrap_err();
         assert!(format!("{e:#}").contains("panicked"), "{e:#}");
+    }
+
+    /// YCSB D's inserts stay fresh: warm-up reads of the newest keys do not insert them, so
+    /// the timed part's inserts of those keys are inserts, not replacements.
+    #[test]
+    fn warm_up_leaves_the_new_keys_of_ycsb_d_for_the_timed_inserts() {
+        let spec = LoadSpec {
+            targets: vec![LoadTarget::CacheL1],
+            threads: 2,
+            keys: 1000,
+            zipf: 0.99,
+            capacity: 2000,
+            shards: None,
+            workload: Workload::YcsbD,
+            read_ratio: 1.0,
+            values: ValueSpec::fixed(8),
+            write_mode: cache_l2::WriteMode::Sync,
+            length: Length::Ops(1000),
+            runs: 1,
+            seed: 1,
+            sequence_len: 4096,
+            l2_max_bytes: 1 << 20,
+            dir: None,
+            command: String::new(),
+        };
+        let seqs = sequences(&spec).unwrap();
+        let top = key_space(&spec, &seqs);
+        assert!(top > spec.keys + 100, "the sequences insert new keys");
+        let made = values(top, &spec.values).unwrap();
+        let cache = build_l1(spec.capacity, None).unwrap();
+        let (hits, gets, wrong) = warm_pass(&cache, &seqs, &made, spec.keys).unwrap();
+        assert!(hits > 0 && gets > hits && wrong == 0);
+        assert!((0..spec.keys).any(|k| LoadCache::get(&cache, k) != Got::Miss));
+        assert!(
+            (spec.keys..top).all(|k| LoadCache::get(&cache, k) == Got::Miss),
+            "a new key was inserted by the warm-up"
+        );
     }
 
     #[test]
