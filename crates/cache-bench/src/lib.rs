@@ -214,9 +214,9 @@ pub struct ReplaySpec {
     pub command: String,
 }
 
-/// Length of the shared buffer values are sliced from, in bytes, at most (larger values are
-/// built on demand): 64 MiB for sources with sizes; sources without use their largest value
-/// size + 1 MiB.
+/// Length of the shared buffer values are sliced from for sources with sizes, in bytes (larger
+/// values are built on demand); sources without use their largest value size, up to this, +
+/// 1 MiB.
 const SIZED_VALUE_BUFFER: usize = 64 << 20;
 
 /// Requests of a source, its description for reports, and its trace format.
@@ -294,7 +294,7 @@ fn peer_targets(
     config: &Config,
     c: &CacheSpec,
     ours: &TieredTarget,
-    sizes: &workload::ValueSizes,
+    values_spec: &workload::ValueSpec,
     dir: &std::path::Path,
     values: &Values,
 ) -> anyhow::Result<Vec<(Peer, Box<dyn Target>)>> {
@@ -303,7 +303,7 @@ fn peer_targets(
         clippy::cast_sign_loss,
         reason = "a mean of u32 sizes"
     )]
-    let typical_value_size = sizes.mean().round() as u32;
+    let typical_value_size = values_spec.sizes.mean().round() as u32;
     let (capacity, by_bytes) = match c.l1 {
         L1Budget::Bytes(n) => (n, true),
         L1Budget::Entries(n) => (n, false),
@@ -316,6 +316,7 @@ fn peer_targets(
             max_bytes: l2.max_bytes.as_u64(),
             dir: dir.to_owned(),
             write_buffer_bytes: l2.group_commit.queue_max_bytes.as_u64(),
+            compress: DiskBudget::compress_for(&l2.compression, values_spec.compression_ratio),
         }),
         l1_policy: c.policy,
         l1_shards: Some(ours.cache().stats().l1.shards),
@@ -371,14 +372,7 @@ pub fn replay(spec: &ReplaySpec, progress: impl FnMut(u64)) -> anyhow::Result<Re
             .and_then(|l2| l2.path.parent())
             .unwrap_or(&std::env::temp_dir()),
     )?;
-    let peers = peer_targets(
-        &config,
-        c,
-        &ours,
-        &spec.values.sizes,
-        peer_dir.path(),
-        &values,
-    )?;
+    let peers = peer_targets(&config, c, &ours, &spec.values, peer_dir.path(), &values)?;
     let mut targets: Vec<&dyn Target> = vec![&ours];
     targets.extend(peers.iter().map(|(_, t)| &**t));
 

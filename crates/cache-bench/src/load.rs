@@ -16,7 +16,8 @@
 //!   first bytes.
 //! - Warm-up (untimed): every thread replays its sequence with a get per op and an insert on a
 //!   miss, pass after pass, until one pass's hit ratio is within [`WARM_TOLERANCE`] of the
-//!   previous one (at least 2 passes, at most [`WARM_MAX_PASSES`]).
+//!   previous one (at least 2 passes, at most [`WARM_MAX_PASSES`]). The workload's new keys
+//!   (YCSB D and E inserts) are never inserted by warm-up, so the timed part inserts them fresh.
 //! - Timed: `threads` threads released together by a barrier run their ops: a read is a `get`
 //!   (a miss inserts nothing), an insert (a `1 - read_ratio` share of ops) inserts its key.
 //!   Throughput is all threads' ops over the wall time from the barrier to the last thread's
@@ -1078,6 +1079,17 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// The options of our L2 in the targets that have it (`tiered`, `tiered-async`, `cache-l2`):
+/// the engine's defaults with `spec`'s disk budget and write mode, in `dir`.
+fn l2_options(spec: &LoadSpec, dir: &std::path::Path) -> cache_l2::L2Options {
+    cache_l2::L2Options {
+        path: dir.join(crate::L2_FILE_NAME),
+        max_bytes: bytesize::ByteSize(spec.l2_max_bytes),
+        write_mode: spec.write_mode,
+        ..cache_l2::L2Options::default()
+    }
+}
+
 /// Builds a fresh `target` for `spec` and measures it. Caches with a disk tier get a fresh
 /// directory, removed afterwards.
 fn measure_target(
@@ -1098,12 +1110,7 @@ fn measure_target(
         config.l1.max_bytes = None;
         config.l1.shards = spec.shards;
         config.promotion.mode = promotion;
-        config.l2 = Some(cache_l2::L2Options {
-            path: dir.path().join(crate::L2_FILE_NAME),
-            max_bytes: bytesize::ByteSize(spec.l2_max_bytes),
-            write_mode: spec.write_mode,
-            ..cache_l2::L2Options::default()
-        });
+        config.l2 = Some(l2_options(spec, dir.path()));
         Ok(cache_core::TieredCache::open(&config)?)
     };
     let mut run = match target {
@@ -1128,9 +1135,7 @@ fn measure_target(
             values,
         ),
         LoadTarget::CacheL2 => {
-            let mut options = cache_l2::L2Options::new(dir.path().join(crate::L2_FILE_NAME));
-            options.max_bytes = bytesize::ByteSize(spec.l2_max_bytes);
-            options.write_mode = spec.write_mode;
+            let options = l2_options(spec, dir.path());
             measure(&cache_l2::Store::open(&options)?, spec, seqs, values)
         }
         LoadTarget::Foyer => {
@@ -1142,6 +1147,10 @@ fn measure_target(
                 max_bytes: spec.l2_max_bytes,
                 dir: dir.path().to_owned(),
                 write_buffer_bytes: write_buffer,
+                compress: crate::adapter::DiskBudget::compress_for(
+                    &cache_l2::L2Options::default().compression,
+                    spec.values.compression_ratio,
+                ),
             };
             let foyer = FoyerTarget::new(
                 spec.capacity,
@@ -1299,7 +1308,7 @@ impl LoadReport {
         let _ = writeln!(
             out,
             "load:     {} threads, Zipf({}) over {} keys, capacity {} entries, {mix}, \
-             values of {} bytes (mean {:.0}, compression ratio {}), {length}; disk tiers {} \
+             values {} (mean {:.0} bytes, compression ratio {}), {length}; disk tiers {} \
              (L2 write mode {})",
             s.threads,
             s.zipf,
@@ -1622,27 +1631,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_cache_that_panics_fails_its_run_with_an_error() {
-        let spec = LoadSpec {
+    /// A small spec of `workload` on cache-l1: 2 threads, `keys` keys, `capacity` entries.
+    fn small_spec(workload: Workload, keys: u64, capacity: u64) -> LoadSpec {
+        LoadSpec {
             targets: vec![LoadTarget::CacheL1],
             threads: 2,
-            keys: 100,
+            keys,
             zipf: 0.99,
-            capacity: 10,
+            capacity,
             shards: None,
-            workload: Workload::Mix,
+            workload,
             read_ratio: 1.0,
             values: ValueSpec::fixed(8),
             write_mode: cache_l2::WriteMode::Sync,
             length: Length::Ops(1000),
             runs: 1,
             seed: 1,
-            sequence_len: 256,
+            sequence_len: 4096,
             l2_max_bytes: 1 << 20,
             dir: None,
             command: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_cache_that_panics_fails_its_run_with_an_error() {
+        let spec = small_spec(Workload::Mix, 100, 10);
         let seqs = sequences(&spec).unwrap();
         let made = values(key_space(&spec, &seqs), &spec.values).unwrap();
         let cache = PanicsAfter(std::sync::atomic::AtomicU64::new(0));
@@ -1654,25 +1668,7 @@ mod tests {
     /// the timed part's inserts of those keys are inserts, not replacements.
     #[test]
     fn warm_up_leaves_the_new_keys_of_ycsb_d_for_the_timed_inserts() {
-        let spec = LoadSpec {
-            targets: vec![LoadTarget::CacheL1],
-            threads: 2,
-            keys: 1000,
-            zipf: 0.99,
-            capacity: 2000,
-            shards: None,
-            workload: Workload::YcsbD,
-            read_ratio: 1.0,
-            values: ValueSpec::fixed(8),
-            write_mode: cache_l2::WriteMode::Sync,
-            length: Length::Ops(1000),
-            runs: 1,
-            seed: 1,
-            sequence_len: 4096,
-            l2_max_bytes: 1 << 20,
-            dir: None,
-            command: String::new(),
-        };
+        let spec = small_spec(Workload::YcsbD, 1000, 2000);
         let seqs = sequences(&spec).unwrap();
         let top = key_space(&spec, &seqs);
         assert!(top > spec.keys + 100, "the sequences insert new keys");
@@ -1687,6 +1683,29 @@ mod tests {
         );
     }
 
+    /// The targets with our L2 get the run's disk budget and write mode, and the engine's
+    /// defaults otherwise.
+    #[test]
+    fn l2_targets_take_the_disk_budget_and_write_mode() {
+        let mut spec = small_spec(Workload::YcsbD, 10, 10);
+        spec.l2_max_bytes = 3 << 20;
+        for mode in [cache_l2::WriteMode::Sync, cache_l2::WriteMode::Async] {
+            spec.write_mode = mode;
+            let options = l2_options(&spec, std::path::Path::new("/d"));
+            assert_eq!(options.write_mode, mode);
+            assert_eq!(options.max_bytes.as_u64(), 3 << 20);
+            assert_eq!(
+                options.path,
+                std::path::Path::new("/d").join(crate::L2_FILE_NAME)
+            );
+            assert_eq!(
+                options.group_commit,
+                cache_l2::L2Options::default().group_commit
+            );
+        }
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn values_larger_than_memory_are_refused_before_any_allocation() {
         let e = values(1 << 40, &ValueSpec::fixed(1 << 20)).unwrap_err();

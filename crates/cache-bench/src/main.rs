@@ -179,10 +179,11 @@ struct LoadL1Args {
     /// insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
-    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
-    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them; the
-    /// first 8 bytes of a value are its key). Matters to targets that compress (tiered,
-    /// cache-l2) above their `min_bytes` (1 KiB by default).
+    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
+    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
+    /// them; the first 8 bytes of a value are its key). Our L2 (tiered, cache-l2) keeps a value
+    /// compressed only at `max_ratio` (0.9) or less and from `min_bytes` (1 KiB) up; foyer
+    /// compresses (zstd) when R is below 1.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
@@ -345,8 +346,10 @@ struct ReplayArgs {
     /// trace). Each key draws its size once. Sized traces keep their own sizes.
     #[arg(long, value_name = "SIZES", default_value = "512")]
     value_size: ValueSizes,
-    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
-    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them).
+    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
+    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
+    /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
+    /// `min_bytes` (1 KiB) up; foyer compresses (zstd) when our L2 does and R is below 1.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// RNG seed of the value sizes and bytes.
@@ -372,8 +375,10 @@ struct ZipfArgs {
     /// once.
     #[arg(long, value_name = "SIZES", default_value = "1024")]
     value_size: ValueSizes,
-    /// What zstd shrinks values to, as a fraction of their size, in (0, 1]: 1 is random bytes,
-    /// 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds them).
+    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
+    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
+    /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
+    /// `min_bytes` (1 KiB) up; foyer compresses (zstd) when our L2 does and R is below 1.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// RNG seed of the keys, the value sizes and the value bytes.

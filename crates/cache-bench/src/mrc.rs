@@ -421,7 +421,7 @@ pub fn mrc(spec: &MrcSpec, progress: impl Fn(usize, usize) + Sync) -> anyhow::Re
     // Longest first, so the last jobs to finish are short ones.
     jobs.sort_by_key(|j| std::cmp::Reverse(traces[j.trace].requests * j.target.cost()));
     let values = Values::new(spec.value_size as usize + (1 << 16), 0x5EED);
-    let sizes = crate::workload::ValueSpec::fixed(spec.value_size);
+    let value_spec = crate::workload::ValueSpec::fixed(spec.value_size);
     let total = jobs.len();
     let tallies = run_queue(
         &jobs,
@@ -432,7 +432,7 @@ pub fn mrc(spec: &MrcSpec, progress: impl Fn(usize, usize) + Sync) -> anyhow::Re
             // Entry mode: every value has the same size, whatever the trace says.
             let requests = TraceReader::open(path, spec.format)?
                 .map(|r| r.map(|r| Request { size: None, ..r }));
-            let mut tally = crate::replay::run(requests, &sizes, &[&*target], |_| {})
+            let mut tally = crate::replay::run(requests, &value_spec, &[&*target], |_| {})
                 .with_context(|| {
                     format!(
                         "{} at {} entries through {}",

@@ -378,7 +378,7 @@ impl ReplayReport {
         let sizes = if self.format.is_some_and(crate::trace::Format::is_sized) {
             "the trace's sizes".to_owned()
         } else {
-            format!("{} bytes (mean {:.0})", v.sizes, v.mean_bytes)
+            format!("{} (mean {:.0} bytes)", v.sizes, v.mean_bytes)
         };
         let _ = writeln!(
             out,

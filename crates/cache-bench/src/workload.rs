@@ -53,6 +53,10 @@ pub fn zipf(
 /// of the trace (2^20), so a trace larger than memory costs a bounded sample.
 pub const TRACE_SIZE_OBJECTS: usize = 1 << 20;
 
+/// Requests [`ValueSizes::from_trace`] reads at most (2^24), so a long trace of few objects
+/// costs a bounded time.
+pub const TRACE_SIZE_REQUESTS: usize = 1 << 24;
+
 /// The value-size distribution of a workload, in bytes. Each key draws its size once, from a
 /// generator seeded by the key and [`ValueSpec::seed`], so a key keeps its size for the whole
 /// run and the same seed gives the same sizes.
@@ -125,7 +129,8 @@ impl std::str::FromStr for ValueSizes {
 
     fn from_str(s: &str) -> anyhow::Result<Self> {
         if let Some(path) = s.strip_prefix("trace:") {
-            return Self::from_trace(Path::new(path));
+            // Flattened: clap shows an error with `{}`, which would drop anyhow's causes.
+            return Self::from_trace(Path::new(path)).map_err(|e| anyhow::anyhow!("{e:#}"));
         }
         if let Some((min, max)) = s.split_once("..") {
             let (min, max) = (bytes_u32(min)?, bytes_u32(max)?);
@@ -157,7 +162,8 @@ fn bytes_u32(s: &str) -> anyhow::Result<u32> {
 
 impl ValueSizes {
     /// The sizes of the distinct objects among the first [`TRACE_SIZE_OBJECTS`] of the sized
-    /// trace at `path` (the size of an object's first request; objects of size 0 skipped).
+    /// trace at `path`, within its first [`TRACE_SIZE_REQUESTS`] requests (the size of an
+    /// object's first request; objects of size 0 skipped).
     /// Reads the trace as a stream: memory grows with the objects sampled, not the trace.
     ///
     /// # Errors
@@ -175,7 +181,7 @@ impl ValueSizes {
         );
         let mut seen = HashSet::new();
         let mut sizes = Vec::new();
-        for request in reader {
+        for request in reader.take(TRACE_SIZE_REQUESTS) {
             let request =
                 request.with_context(|| format!("reading value sizes from {}", path.display()))?;
             if seen.len() >= TRACE_SIZE_OBJECTS {
@@ -246,6 +252,11 @@ fn key_rng(key: u64, seed: u64) -> SmallRng {
 /// Bytes of each piece [`compressible_bytes`] builds its output from.
 pub const COMPRESSIBLE_PIECE: usize = 128;
 
+/// The smallest compression ratio values can be built for: one random byte per
+/// [`COMPRESSIBLE_PIECE`].
+#[expect(clippy::cast_precision_loss, reason = "128 is exact")]
+pub const MIN_COMPRESSION_RATIO: f64 = 1.0 / COMPRESSIBLE_PIECE as f64;
+
 /// `len` bytes from `rng` that a general-purpose compressor (zstd, LZ4) shrinks to about
 /// `ratio` of their size when it sees a few hundred bytes or more: pieces of
 /// [`COMPRESSIBLE_PIECE`] bytes, each `ratio * 128` random bytes repeated to fill it. This is
@@ -288,10 +299,11 @@ pub struct ValueSpec {
     /// The size of each key's value. Sizes a trace records win over it; it sizes the values of
     /// synthetic workloads and of traces without sizes (ARC, LIRS).
     pub sizes: ValueSizes,
-    /// What a compressor shrinks values to, as a fraction of their size, in `(0, 1]`
-    /// ([`compressible_bytes`]). Default 1: random bytes, which do not compress.
+    /// What a compressor shrinks values to, as a fraction of their size, in
+    /// `[MIN_COMPRESSION_RATIO, 1]` ([`compressible_bytes`]); 1 (the command line's default)
+    /// is random bytes, which do not compress.
     pub compression_ratio: f64,
-    /// Seed of the sizes and of the bytes. Default 42.
+    /// Seed of the sizes and of the bytes (the command line's default: 42).
     pub seed: u64,
 }
 
@@ -310,17 +322,30 @@ impl ValueSpec {
         self.sizes.size_of(key, self.seed)
     }
 
-    /// Checks the compression ratio.
+    /// Checks the compression ratio and the sizes.
     ///
     /// # Errors
     ///
-    /// If it is not in `(0, 1]`.
+    /// If the ratio is not in `[MIN_COMPRESSION_RATIO, 1]`, a uniform range is empty, or a
+    /// trace's sizes are empty.
     pub fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.compression_ratio > 0.0 && self.compression_ratio <= 1.0,
-            "--compression-ratio must be in (0, 1] (1 = random bytes), not {}",
+            (MIN_COMPRESSION_RATIO..=1.0).contains(&self.compression_ratio),
+            "--compression-ratio must be in [1/128, 1] (1 = random bytes; each 128-byte piece \
+             keeps at least one random byte), not {}",
             self.compression_ratio
         );
+        match &self.sizes {
+            ValueSizes::Uniform { min, max } => {
+                anyhow::ensure!(min <= max, "value sizes {min}..{max}: an empty range");
+            }
+            ValueSizes::Trace { path, sizes } => anyhow::ensure!(
+                !sizes.is_empty(),
+                "no value sizes taken from {}",
+                path.display()
+            ),
+            ValueSizes::Fixed(_) => {}
+        }
         Ok(())
     }
 
@@ -444,7 +469,7 @@ mod tests {
 
     #[test]
     fn a_bad_compression_ratio_is_refused() {
-        for ratio in [0.0, -1.0, 1.5, f64::NAN] {
+        for ratio in [0.0, -1.0, 0.005, 1.5, f64::NAN] {
             let spec = ValueSpec {
                 compression_ratio: ratio,
                 ..ValueSpec::fixed(8)
@@ -452,5 +477,10 @@ mod tests {
             assert!(spec.check().is_err(), "{ratio}");
         }
         assert!(ValueSpec::fixed(8).check().is_ok());
+        let empty = ValueSpec {
+            sizes: ValueSizes::Uniform { min: 9, max: 3 },
+            ..ValueSpec::fixed(8)
+        };
+        assert!(empty.check().is_err());
     }
 }
