@@ -548,23 +548,6 @@ pub struct DiskBudget {
     /// Bytes of written entries it may hold in memory while they wait for the disk: the same
     /// allowance as our L2's group-commit queue (`queue_max_bytes`).
     pub write_buffer_bytes: u64,
-    /// Whether to compress disk entries (zstd). foyer has no size or ratio gate, so a run
-    /// turns this on only where our L2 compresses and the values are built to compress
-    /// ([`DiskBudget::compress_for`]).
-    pub compress: bool,
-}
-
-impl DiskBudget {
-    /// Whether a hybrid peer should compress beside an L2 with `compression`, on values of
-    /// `compression_ratio`: when our L2 compresses and the values compress (below 1). Random
-    /// values our L2 tries, finds over its `max_ratio` and stores raw; foyer would compress
-    /// every one for nothing.
-    pub fn compress_for(
-        compression: &cache_l2::CompressionOptions,
-        compression_ratio: f64,
-    ) -> bool {
-        compression.enabled && compression_ratio < 1.0
-    }
 }
 
 /// foyer's hybrid cache (`foyer::HybridCache`, a memory cache over a block-structured disk
@@ -645,11 +628,6 @@ impl FoyerTarget {
                             .with_buffer_pool_size(buffer)
                             .with_submit_queue_size_threshold(buffer),
                     )
-                    .with_compression(if disk.compress {
-                        foyer::Compression::Zstd
-                    } else {
-                        foyer::Compression::None
-                    })
                     .with_recover_mode(RecoverMode::None)
                     .build()
                     .await
@@ -735,25 +713,6 @@ mod tests {
         assert_eq!(foyer_block_size(64 << 20), 4 << 20);
         assert_eq!(foyer_block_size(1 << 20), 64 << 10);
         assert_eq!(foyer_block_size((100 << 20) + 12_345) % 4096, 0);
-    }
-
-    #[test]
-    fn foyer_compresses_only_where_our_l2_does_and_values_compress() {
-        let on = cache_l2::CompressionOptions::default();
-        assert!(on.enabled);
-        let off = cache_l2::CompressionOptions {
-            enabled: false,
-            ..on
-        };
-        assert!(DiskBudget::compress_for(&on, 0.5));
-        assert!(
-            !DiskBudget::compress_for(&on, 1.0),
-            "random values stay raw"
-        );
-        assert!(
-            !DiskBudget::compress_for(&off, 0.5),
-            "our L2 does not compress"
-        );
     }
 
     #[test]

@@ -316,7 +316,6 @@ fn peer_targets(
             max_bytes: l2.max_bytes.as_u64(),
             dir: dir.to_owned(),
             write_buffer_bytes: l2.group_commit.queue_max_bytes.as_u64(),
-            compress: DiskBudget::compress_for(&l2.compression, values_spec.compression_ratio),
         }),
         l1_policy: c.policy,
         l1_shards: Some(ours.cache().stats().l1.shards),

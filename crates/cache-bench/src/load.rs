@@ -1147,10 +1147,6 @@ fn measure_target(
                 max_bytes: spec.l2_max_bytes,
                 dir: dir.path().to_owned(),
                 write_buffer_bytes: write_buffer,
-                compress: crate::adapter::DiskBudget::compress_for(
-                    &cache_l2::L2Options::default().compression,
-                    spec.values.compression_ratio,
-                ),
             };
             let foyer = FoyerTarget::new(
                 spec.capacity,

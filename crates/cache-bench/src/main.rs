@@ -183,7 +183,7 @@ struct LoadL1Args {
     /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
     /// them; the first 8 bytes of a value are its key). Our L2 (tiered, cache-l2) keeps a value
     /// compressed only at `max_ratio` (0.9) or less and from `min_bytes` (1 KiB) up; foyer
-    /// compresses (zstd) when R is below 1.
+    /// 0.22's block engine does not compress.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
@@ -349,7 +349,7 @@ struct ReplayArgs {
     /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
     /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
     /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
-    /// `min_bytes` (1 KiB) up; foyer compresses (zstd) when our L2 does and R is below 1.
+    /// `min_bytes` (1 KiB) up; foyer 0.22's block engine does not compress.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// RNG seed of the value sizes and bytes.
@@ -378,7 +378,7 @@ struct ZipfArgs {
     /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
     /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
     /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
-    /// `min_bytes` (1 KiB) up; foyer compresses (zstd) when our L2 does and R is below 1.
+    /// `min_bytes` (1 KiB) up; foyer 0.22's block engine does not compress.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     compression_ratio: f64,
     /// RNG seed of the keys, the value sizes and the value bytes.

@@ -107,7 +107,7 @@ impl Format {
 #[non_exhaustive]
 pub enum TraceError {
     /// The file cannot be opened or read (or its zstd stream is broken).
-    #[error("cannot read trace {path}: {source}")]
+    #[error("cannot read trace {path}")]
     Io {
         /// The trace file.
         path: PathBuf,
