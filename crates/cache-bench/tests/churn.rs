@@ -215,8 +215,7 @@ fn cli_runs_churn_and_writes_json() {
         .unwrap();
     let stdout = common::succeeded(&output);
     assert!(stdout.contains("final: file"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     assert!(
         report["command"].as_str().unwrap().contains("churn"),
         "{report}"

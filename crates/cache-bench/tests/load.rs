@@ -1,6 +1,8 @@
 //! Guards `cache-bench load` and `mem`: tiny runs finish with every target's figures in range
 //! and under the names the JSON documents.
 
+mod common;
+
 use cache_bench::load::{Length, LoadSpec, LoadTarget, load};
 
 fn tiny(read_ratio: f64) -> LoadSpec {
@@ -161,7 +163,7 @@ fn ycsb_workloads_run_their_mix_on_every_target() {
 fn the_binary_runs_ycsb_b_for_a_duration_and_writes_json() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let output = common::cli()
         .args(["load", "--workload", "ycsb-b", "--threads", "2"])
         .args([
             "--duration",
@@ -174,18 +176,12 @@ fn the_binary_runs_ycsb_b_for_a_duration_and_writes_json() {
         .args(["--sequence-len", "4096", "--json", json.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = common::succeeded(&output);
     assert!(
         stdout.contains("ycsb-b") && stdout.contains("p99 ns"),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     for name in ["cache-l1", "moka", "quick_cache"] {
         let t = &report["targets"][name];
         assert!(t["mops"].as_f64().unwrap() > 0.0, "{name}");
@@ -285,7 +281,7 @@ fn a_thread_sweep_reports_each_count_and_plots_them() {
 fn the_binary_takes_value_sizes_compressibility_and_the_write_mode() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let output = common::cli()
         .args([
             "load",
             "--targets",
@@ -300,18 +296,12 @@ fn the_binary_takes_value_sizes_compressibility_and_the_write_mode() {
         .args(["--l2-dir", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = common::succeeded(&output);
     assert!(
         stdout.contains("64..2048") && stdout.contains("async"),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     let setup = &report["setup"];
     assert_eq!(setup["write_mode"], "async");
     assert_eq!(setup["values"]["sizes"], "64..2048");
@@ -323,7 +313,7 @@ fn the_binary_takes_value_sizes_compressibility_and_the_write_mode() {
         );
     }
 
-    let l2_range = std::process::Command::new(env!("CARGO_BIN_EXE_cache-bench"))
+    let l2_range = common::cli()
         .args(["load", "--cache", "l2", "--value-size", "64..2KiB"])
         .output()
         .unwrap();

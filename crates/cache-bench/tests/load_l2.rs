@@ -168,8 +168,7 @@ fn cli_runs_l2_load_and_cleans_up_its_directory() {
         .unwrap();
     let stdout = common::succeeded(&output);
     assert!(stdout.contains("cache-l2/raw-redb: puts"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     assert!(
         report["command"].as_str().unwrap().contains("--cache l2"),
         "{report}"

@@ -172,8 +172,7 @@ fn the_binary_runs_mrc_with_json_and_plots() {
         stdout.contains("s3-fifo") && stdout.contains("mean"),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     assert_eq!(report["points"].as_array().unwrap().len(), 2);
     assert!(plots.join("mrc-tiny.svg").is_file());
 

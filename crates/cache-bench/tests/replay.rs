@@ -289,8 +289,7 @@ fn the_binary_replays_a_trace_and_writes_json() {
         stdout.contains("moka") && stdout.contains("L2 hit") && stdout.contains("foyer"),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     assert_eq!(report["requests"], 150);
     // 50 cold blocks, then 50 repeats, then 25 repeats and 25 new.
     assert_eq!(report["misses"], 75);
@@ -397,7 +396,7 @@ fn the_binary_benchmarks_an_engine_config_and_flags_override_it() {
             .output()
             .unwrap();
         common::succeeded(&output);
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+        common::read_json(&json)
     };
 
     let report = run(&[]);
@@ -436,8 +435,7 @@ fn the_binary_benchmarks_an_engine_config_and_flags_override_it() {
         .output()
         .unwrap();
     common::succeeded(&output);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     assert_eq!(report["setup"]["l1_capacity"], 256 << 20);
     assert_eq!(report["setup"]["l2_max_bytes"], 8_u64 << 30);
 
@@ -469,7 +467,7 @@ fn the_binary_draws_value_sizes_and_compressibility() {
             .output()
             .unwrap();
         common::succeeded(&output);
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+        common::read_json(&json)
     };
     let half = zipf("0.5");
     let values = &half["setup"]["values"];
@@ -509,8 +507,7 @@ fn the_binary_draws_value_sizes_and_compressibility() {
         .output()
         .unwrap();
     common::succeeded(&output);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = common::read_json(&json);
     let mean = report["setup"]["values"]["mean_bytes"].as_f64().unwrap();
     let expected = 279e6 / 36_815.0;
     assert!(

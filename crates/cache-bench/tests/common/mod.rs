@@ -79,3 +79,10 @@ pub(crate) fn succeeded(output: &std::process::Output) -> String {
     );
     stdout
 }
+
+/// The JSON report a `cache-bench` run wrote to `path`.
+pub(crate) fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
