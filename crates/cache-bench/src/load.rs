@@ -11,9 +11,9 @@
 //!   Each key's size is drawn once from the value-size distribution
 //!   ([`crate::workload::ValueSizes`]: fixed, uniform or a trace's), and its bytes are the key
 //!   (8 bytes, little-endian) then seeded bytes that compress to the chosen ratio
-//!   ([`crate::workload::compressible_bytes`]; random by default). A hit clones the `Arc` (one atomic increment on that key's own
-//!   counter, never on a counter shared by all keys) and checks the key stored in the value's
-//!   first bytes.
+//!   ([`crate::workload::compressible_bytes`]; random by default). A hit clones the `Arc`
+//!   (one atomic increment on that key's own counter, never on a counter shared by all keys)
+//!   and checks the key stored in the value's first bytes.
 //! - Warm-up (untimed): every thread replays its sequence with a get per op and an insert on a
 //!   miss, pass after pass, until one pass's hit ratio is within [`WARM_TOLERANCE`] of the
 //!   previous one (at least 2 passes, at most [`WARM_MAX_PASSES`]). The workload's new keys
@@ -443,9 +443,9 @@ pub struct LoadSpec {
     /// Share of ops that are gets, in [0, 1], under [`Workload::Mix`]; the rest are inserts.
     /// Default 1.0.
     pub read_ratio: f64,
-    /// The values: each key's size (at least 8 bytes, as values start with their key; smaller
-    /// sizes count as 8), how well the bytes compress, and the seed. Default: 100 bytes,
-    /// random.
+    /// The values: each key's size (at least 8 bytes, as values start with their key; a
+    /// trace's smaller sizes count as 8), how well the bytes compress, and the seed. Default:
+    /// 100 bytes, random.
     pub values: crate::workload::ValueSpec,
     /// When a put into our L2 (targets `tiered`, `tiered-async`, `cache-l2`) returns. Default
     /// `Sync`, the engine's.
@@ -799,10 +799,10 @@ fn values(keys: u64, spec: &crate::workload::ValueSpec) -> anyhow::Result<Vec<Va
     );
     Ok((0..keys)
         .map(|k| {
-            let mut v = Vec::with_capacity(size(k));
+            let len = size(k);
+            let mut v = Vec::with_capacity(len);
             v.extend_from_slice(&k.to_le_bytes());
-            let tail = u32::try_from(size(k) - 8).unwrap_or(u32::MAX);
-            v.extend_from_slice(&tails.value(k, tail));
+            v.extend_from_slice(&tails.value(k, u32::try_from(len - 8).unwrap_or(u32::MAX)));
             Value::from(v)
         })
         .collect())

@@ -179,13 +179,8 @@ struct LoadL1Args {
     /// insert their key.
     #[arg(long, value_name = "R", default_value_t = 1.0)]
     read_ratio: f64,
-    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
-    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
-    /// them; the first 8 bytes of a value are its key). Our L2 (tiered, cache-l2) keeps a value
-    /// compressed only at `max_ratio` (0.9) or less and from `min_bytes` (1 KiB) up; foyer
-    /// 0.22's block engine does not compress.
-    #[arg(long, value_name = "R", default_value_t = 1.0)]
-    compression_ratio: f64,
+    #[command(flatten)]
+    bytes: ValueBytesArgs,
     /// Keys (and op kinds) each thread draws before timing and cycles through; a power of two.
     #[arg(long, value_name = "N", default_value_t = cache_bench::load::SEQUENCE_LEN)]
     sequence_len: usize,
@@ -333,6 +328,18 @@ struct MrcArgs {
     plot: Option<PathBuf>,
 }
 
+/// How well values compress: shared by `replay`, `zipf` and `load --cache l1`.
+#[derive(Debug, Args)]
+struct ValueBytesArgs {
+    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
+    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
+    /// them; in `load` the first 8 bytes of a value are its key). Our L2 keeps a value
+    /// compressed only at `max_ratio` (0.9) or less and from `min_bytes` (1 KiB) up; foyer
+    /// 0.22's block engine does not compress.
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    compression_ratio: f64,
+}
+
 #[derive(Debug, Args)]
 struct ReplayArgs {
     /// The trace file.
@@ -346,12 +353,8 @@ struct ReplayArgs {
     /// trace). Each key draws its size once. Sized traces keep their own sizes.
     #[arg(long, value_name = "SIZES", default_value = "512")]
     value_size: ValueSizes,
-    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
-    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
-    /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
-    /// `min_bytes` (1 KiB) up; foyer 0.22's block engine does not compress.
-    #[arg(long, value_name = "R", default_value_t = 1.0)]
-    compression_ratio: f64,
+    #[command(flatten)]
+    bytes: ValueBytesArgs,
     /// RNG seed of the value sizes and bytes.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -375,12 +378,8 @@ struct ZipfArgs {
     /// once.
     #[arg(long, value_name = "SIZES", default_value = "1024")]
     value_size: ValueSizes,
-    /// What zstd shrinks values to, as a fraction of their size, in [1/128, 1]: 1 is random
-    /// bytes, 0.5 compresses 2:1 (built as `RocksDB`'s `db_bench --compression_ratio` builds
-    /// them). Our L2 keeps a value compressed only at `max_ratio` (0.9) or less and from
-    /// `min_bytes` (1 KiB) up; foyer 0.22's block engine does not compress.
-    #[arg(long, value_name = "R", default_value_t = 1.0)]
-    compression_ratio: f64,
+    #[command(flatten)]
+    bytes: ValueBytesArgs,
     /// RNG seed of the keys, the value sizes and the value bytes.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -539,7 +538,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 cache: a.cache.spec(ByteSize::mib(64), ByteSize::gib(1))?,
                 values: ValueSpec {
                     sizes: a.value_size,
-                    compression_ratio: a.compression_ratio,
+                    compression_ratio: a.bytes.compression_ratio,
                     seed: a.seed,
                 },
                 command: command_line,
@@ -557,7 +556,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 cache: a.cache.spec(ByteSize::mib(16), ByteSize::mib(64))?,
                 values: ValueSpec {
                     sizes: a.value_size,
-                    compression_ratio: a.compression_ratio,
+                    compression_ratio: a.bytes.compression_ratio,
                     seed: a.seed,
                 },
                 command: command_line,
@@ -664,7 +663,7 @@ fn load(a: &LoadArgs, matches: Option<&ArgMatches>, command: String) -> anyhow::
         read_ratio: l1.read_ratio,
         values: ValueSpec {
             sizes: a.value_size.clone().unwrap_or(ValueSizes::Fixed(100)),
-            compression_ratio: l1.compression_ratio,
+            compression_ratio: l1.bytes.compression_ratio,
             seed: a.seed,
         },
         write_mode: a.write_mode.into(),

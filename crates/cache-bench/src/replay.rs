@@ -134,8 +134,8 @@ impl Tally {
 }
 
 /// Serves every request of `requests` with every target, in chunks of [`CHUNK`]. A request
-/// without a size gets the size `values` gives its key. `progress` is called after each chunk with the
-/// number of requests served so far.
+/// without a size gets the size `values` gives its key. `progress` is called after each chunk
+/// with the number of requests served so far.
 ///
 /// # Errors
 ///
