@@ -32,30 +32,23 @@ impl FileIo {
     }
 }
 
-/// `inner` with its reads, writes and syncs counted into a shared [`FileIo`]. Every other
-/// call (length, locks, close) is passed through unchanged, so file locking behaves exactly as
-/// `inner`'s.
+/// `inner` with its reads, writes and syncs counted into a shared [`FileIo`] (shared across
+/// reopens, so the counts cover the store's life). Every other call (length, locks, close) is
+/// passed through unchanged, so file locking behaves exactly as `inner`'s.
 #[derive(Debug)]
-pub(crate) struct Counting<B> {
-    inner: B,
+pub(crate) struct Counting {
+    inner: Box<dyn StorageBackend>,
     io: Arc<FileIo>,
 }
 
-impl<B: StorageBackend> Counting<B> {
-    /// Wraps `inner`; returns it and the counters it feeds.
-    pub(crate) fn new(inner: B) -> (Self, Arc<FileIo>) {
-        let io = Arc::new(FileIo::default());
-        (
-            Self {
-                inner,
-                io: Arc::clone(&io),
-            },
-            io,
-        )
+impl Counting {
+    /// Wraps `inner`, counting into `io`.
+    pub(crate) fn new(inner: Box<dyn StorageBackend>, io: Arc<FileIo>) -> Self {
+        Self { inner, io }
     }
 }
 
-impl<B: StorageBackend> StorageBackend for Counting<B> {
+impl StorageBackend for Counting {
     fn len(&self) -> Result<u64, io::Error> {
         self.inner.len()
     }
@@ -133,7 +126,11 @@ mod tests {
             .truncate(false)
             .open(dir.path().join("f"))
             .unwrap();
-        let (b, io) = Counting::new(redb::backends::FileBackend::new(file).unwrap());
+        let io = Arc::new(FileIo::default());
+        let b = Counting::new(
+            Box::new(redb::backends::FileBackend::new(file).unwrap()),
+            Arc::clone(&io),
+        );
         b.set_len(64).unwrap();
         b.write(8, b"hello").unwrap();
         b.write(0, b"ab").unwrap();

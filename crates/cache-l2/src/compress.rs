@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct CompressionOptions {
     /// Whether to try compressing values at all. Default: `true`.
     pub enabled: bool,
-    /// zstd level, 1 (fastest) to 22 (smallest). Default: 3.
+    /// zstd level, 1 (fastest) to 22 (smallest). Default: 3; valid: 1 to 22.
     pub level: i32,
-    /// Values shorter than this many bytes are stored raw. Default: 1024.
+    /// Values shorter than this many bytes are stored raw. Default: 1024; valid: 0 to 1 GiB.
     pub min_bytes: u64,
     /// Keep the compressed form only if `compressed / original` is at most this (0 < r ≤ 1).
     /// Default: 0.9 (it must save at least 10%).
@@ -91,6 +91,12 @@ thread_local! {
 /// it is not valid zstd or expands to any other length; never allocates more than
 /// `original_len` bytes.
 pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>> {
+    // A frame that declares another size is refused before the output buffer is allocated.
+    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(payload)
+        && declared != original_len as u64
+    {
+        return None;
+    }
     let out = DECOMPRESSOR.with_borrow_mut(|d| {
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new().ok()?);

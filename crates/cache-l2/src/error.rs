@@ -28,11 +28,11 @@ pub enum L2Error {
         /// What gave it away.
         reason: String,
     },
-    /// The file is not a readable database (truncated, overwritten, or not a redb file). It was
-    /// not modified.
-    #[error(
-        "{path} is corrupt or not a database: {reason}; refusing to open it (it was not modified)"
-    )]
+    /// The file is not a readable database (truncated, overwritten, not a redb file, or pages
+    /// that fail their checksums or make redb panic). With `on_corrupt = "refuse"` it is left as
+    /// it is; `reason` says whether redb's crash repair ran first (repair rewrites the file's
+    /// allocator metadata, never its data).
+    #[error("{path} is corrupt or not a database: {reason}; refusing to open it")]
     Corrupt {
         /// The file's path.
         path: PathBuf,
@@ -91,6 +91,23 @@ pub enum L2Error {
     /// redb failed (I/O error, corruption found while reading, or a commit that did not happen).
     #[error("L2 storage error: {0}")]
     Storage(#[from] redb::Error),
+    /// redb panicked (on a page it could not parse); the panic was contained at the store's
+    /// redb boundary and the store is degraded (see [`L2Error::Degraded`]).
+    #[error("redb panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The store is degraded after an I/O error or a contained redb panic: writes fail with
+    /// this error, gets are misses or read the last committed state, until the writer thread
+    /// reopens the file (see [`crate::L2Stats::degraded`] and `docs/reliability.md`).
+    #[error("the L2 store {path} is degraded ({reason}); writes resume once it is reopened")]
+    Degraded {
+        /// The store's path.
+        path: PathBuf,
+        /// The fault that degraded it.
+        reason: String,
+    },
 }
 
 /// A namespace or key longer than [`crate::MAX_NAMESPACE_LEN`] or [`crate::MAX_KEY_LEN`].

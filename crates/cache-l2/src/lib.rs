@@ -54,9 +54,12 @@ mod budget;
 mod compress;
 mod error;
 mod eviction;
+mod fault;
+mod open;
 mod options;
 pub mod record;
 mod schema;
+mod stats;
 mod store;
 mod synopsis;
 mod tables;
@@ -65,5 +68,9 @@ mod writer;
 pub use compress::CompressionOptions;
 pub use error::{KeyTooLong, L2Error, Result};
 pub use eviction::{EvictionPolicy, OnFull};
-pub use options::{GroupCommitOptions, L2Options, MIN_MAX_BYTES, WriteMode};
-pub use store::{Entry, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};
+pub use options::{
+    GroupCommitOptions, L2Options, MAX_MAX_BYTES, MAX_QUEUE_OPS, MAX_SYNOPSIS_FP, MIN_MAX_BYTES,
+    MIN_SYNOPSIS_FP, OnCorrupt, WriteMode,
+};
+pub use stats::L2Stats;
+pub use store::{Entry, MAX_KEY_LEN, MAX_NAMESPACE_LEN, PutOutcome, Store, check_key};

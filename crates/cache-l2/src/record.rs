@@ -178,6 +178,15 @@ pub enum RecordError {
     /// The payload passed the checksum but does not decompress to the recorded length.
     #[error("payload does not decompress to its recorded length")]
     Decompress,
+    /// The header declares a value (or a stored payload) longer than the reader accepts
+    /// ([`check_size`]); nothing was read or decompressed.
+    #[error("record declares {declared} bytes, over the limit of {max}")]
+    TooLarge {
+        /// The declared length, in bytes.
+        declared: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
 }
 
 /// The bytes a record accounts for as live data: namespace, key, entry and chunk bytes.
@@ -444,6 +453,33 @@ pub fn peek_header(entry: &[u8]) -> Result<Header, RecordError> {
         return Err(bad);
     }
     Ok(h)
+}
+
+/// Refuses a record whose header declares a value longer than `max_value` bytes, or a stored
+/// payload longer than zstd's worst case for such a value: what a reader checks before it reads
+/// chunks or decompresses, so a forged header cannot make it allocate more than it accepts.
+///
+/// # Errors
+///
+/// [`RecordError::TooLarge`].
+pub fn check_size(header: &Header, max_value: u64) -> Result<(), RecordError> {
+    // zstd's compress bound: the size of an incompressible value, framed.
+    let max_stored = max_value
+        .saturating_add(max_value / 255)
+        .saturating_add(128 << 10);
+    if header.original_len > max_value {
+        return Err(RecordError::TooLarge {
+            declared: header.original_len,
+            max: max_value,
+        });
+    }
+    if header.stored_len > max_stored {
+        return Err(RecordError::TooLarge {
+            declared: header.stored_len,
+            max: max_stored,
+        });
+    }
+    Ok(())
 }
 
 /// A verified entry: its header and the sections it holds, borrowed from the entry bytes.

@@ -42,6 +42,9 @@ pub(crate) const META_LIVE_BYTES: &str = "live_bytes";
 pub(crate) const META_FOOTPRINT: &str = "footprint_bytes";
 /// [`META`] key: the next insertion sequence number.
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
+/// [`META`] key: the id of the last commit, one more per commit (absent, read as 0, in files
+/// written before it existed). After a reopen it tells which commits the file kept.
+pub(crate) const META_COMMIT_ID: &str = "commit_id";
 /// [`FORMAT`] key.
 pub(crate) const FORMAT_KEY: &str = "format";
 /// [`FORMAT`] key.

@@ -11,20 +11,19 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, RwLock};
 use redb::{
-    AccessGuard, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, ReadableTableMetadata, TableError,
+    AccessGuard, Database, ReadTransaction, ReadableDatabase, ReadableMultimapTable, ReadableTable,
 };
 
-use crate::backend::{Counting, FileIo};
+use crate::backend::FileIo;
 use crate::budget::{
     chunk_footprint, entry_footprint, file_capacity, footprint_limit, label_footprint,
 };
 use crate::eviction::{OnFull, VisitedBits};
+use crate::fault::{FaultKind, Health, contain, drop_contained, fault_kind};
+use crate::open::{BackendFactory, Opened, Opener, Source, create_private, refuse_symlink};
 use crate::record::{self, FLAG_ZSTD, MAX_VALUE_LEN, RecordParts};
-use crate::schema::{
-    BLOBS, CHUNK_LEN_KEY, FORMAT, FORMAT_KEY, GENERATIONS, LABELS, META, META_FOOTPRINT,
-    META_LIVE_BYTES, META_NEXT_SEQ, OLDEST_STORE_FORMAT, ORDER, RECORDS, STORE_FORMAT,
-};
+use crate::schema::{BLOBS, LABELS, META, META_FOOTPRINT, META_LIVE_BYTES, ORDER, RECORDS};
+use crate::stats::{Counters, L2Stats, bump};
 use crate::synopsis::{Filter, Synopsis};
 use crate::tables::{Totals, read_chunks};
 use crate::writer::{self, Answer, Applied, Op, Request, WriterState};
@@ -46,133 +45,6 @@ pub struct PutOutcome {
     pub durable: bool,
     /// The value is stored zstd-compressed.
     pub compressed: bool,
-}
-
-/// A snapshot of a store's counters and sizes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct L2Stats {
-    /// Gets that returned a value.
-    pub hits: u64,
-    /// Gets that returned nothing (absent, or failed verification).
-    pub misses: u64,
-    /// Records that failed verification on read; each was counted as a miss and deleted.
-    pub corrupt_records: u64,
-    /// Records written (new keys and overwrites), counted at commit.
-    pub insertions: u64,
-    /// Records written zstd-compressed.
-    pub compressed_insertions: u64,
-    /// Bytes compression saved over the values' original lengths.
-    pub bytes_saved: u64,
-    /// Records evicted to keep the budget.
-    pub evictions: u64,
-    /// Records removed by [`Store::delete`].
-    pub deletes: u64,
-    /// Records removed by [`Store::invalidate_labels`].
-    pub label_invalidations: u64,
-    /// Records removed by [`Store::invalidate_prefix`].
-    pub prefix_invalidations: u64,
-    /// Records removed by [`Store::clear`].
-    pub cleared: u64,
-    /// Namespace flushes ([`Store::invalidate_namespace`]).
-    pub namespace_flushes: u64,
-    /// Dead records (written before their namespace's last flush) removed by the background
-    /// sweep.
-    pub swept: u64,
-    /// Write transactions committed by the writer thread (group commits).
-    pub commits: u64,
-    /// Of those, durable ones (`fsync`ed).
-    pub durable_commits: u64,
-    /// Writes applied by those commits; `batched_writes / commits` is the mean batch size.
-    pub batched_writes: u64,
-    /// Writes whose commit failed. Their callers got the error, except for
-    /// [`WriteMode::Async`] fresh inserts that had returned already: those are also in
-    /// `lost_writes`.
-    pub failed_writes: u64,
-    /// Acknowledged [`WriteMode::Async`] inserts that a failed commit dropped (they read as
-    /// misses afterwards).
-    pub lost_writes: u64,
-    /// Puts refused because the store was full ([`OnFull::Reject`]): those that returned
-    /// [`L2Error::Full`], and [`WriteMode::Async`] inserts refused when their batch committed
-    /// (they read as misses afterwards).
-    pub rejected_writes: u64,
-    /// Gets (and [`Store::may_contain`] checks) the synopsis answered without reading the
-    /// file: the key was certainly absent.
-    pub negative_skips: u64,
-    /// Gets the synopsis let through that found no live record (the Bloom filter's false
-    /// positives, including keys deleted or evicted since it was built).
-    pub synopsis_false_positives: u64,
-    /// Times the synopsis was rebuilt after taking more keys than it was sized for.
-    pub synopsis_rebuilds: u64,
-    /// Memory of the synopsis, in bytes.
-    pub synopsis_bytes: u64,
-    /// Writes queued and not yet committed, now.
-    pub queued_writes: u64,
-    /// Accounted bytes of live records now: namespace, key, entry (header, labels, metadata,
-    /// inline payload) and payload chunks.
-    pub live_bytes: u64,
-    /// Estimated bytes of file the live records occupy (redb pages, index rows); eviction
-    /// keeps it within `footprint_limit`. See `docs/operations.md`.
-    pub footprint_bytes: u64,
-    /// The footprint eviction keeps live records within: 13/16 of `file_capacity`, at most
-    /// `max_bytes`.
-    pub footprint_limit: u64,
-    /// The largest file (usable bytes) the store lets redb grow to: redb's largest growth step
-    /// within `max_bytes` plus 1/16.
-    pub file_capacity: u64,
-    /// The budget for the file, as configured.
-    pub max_bytes: u64,
-    /// Size of the database file on disk now, in bytes.
-    pub file_bytes: u64,
-    /// Bytes redb has read from the file since the store was opened (reads its page cache
-    /// served are not counted; the OS page cache may still serve counted ones).
-    pub file_read_bytes: u64,
-    /// Bytes redb has written to the file since the store was opened.
-    pub file_written_bytes: u64,
-    /// `fsync`s (`fdatasync`) of the file since the store was opened.
-    pub file_syncs: u64,
-}
-
-impl L2Stats {
-    /// `live_bytes / file_bytes`: how much of the file is live data (0 without a file).
-    #[expect(clippy::cast_precision_loss, reason = "a ratio")]
-    pub fn live_to_file(&self) -> f64 {
-        if self.file_bytes == 0 {
-            0.0
-        } else {
-            self.live_bytes as f64 / self.file_bytes as f64
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    corrupt: AtomicU64,
-    insertions: AtomicU64,
-    compressed: AtomicU64,
-    bytes_saved: AtomicU64,
-    evictions: AtomicU64,
-    deletes: AtomicU64,
-    label_invalidations: AtomicU64,
-    prefix_invalidations: AtomicU64,
-    cleared: AtomicU64,
-    namespace_flushes: AtomicU64,
-    swept: AtomicU64,
-    commits: AtomicU64,
-    durable_commits: AtomicU64,
-    batched_writes: AtomicU64,
-    failed_writes: AtomicU64,
-    lost_writes: AtomicU64,
-    rejected_writes: AtomicU64,
-    negative_skips: AtomicU64,
-    synopsis_false_positives: AtomicU64,
-    synopsis_rebuilds: AtomicU64,
-}
-
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
 }
 
 /// The key of `(namespace, key)` in the pending map: `len(namespace) as u32 LE ‖ namespace ‖
@@ -236,9 +108,21 @@ struct Queued {
 
 /// State shared by the store's handle and its writer thread.
 pub(crate) struct Inner {
-    pub(crate) db: Database,
+    /// The open database; `None` while the writer thread reopens it after a fault, or after it
+    /// gave up on a corrupt file. Readers and the writer thread hold the read side for one
+    /// transaction; only the writer thread's recovery takes the write side (see
+    /// [`crate::fault`]).
+    db: RwLock<Option<Database>>,
+    /// Opens the database again after a fault.
+    opener: Mutex<Opener>,
+    /// Degraded or not, and the fault counters.
+    pub(crate) health: Arc<Health>,
+    /// Wakes the idle writer thread when a reader notes a fault, so recovery starts at once.
+    wake: Sender<()>,
     path: PathBuf,
     pub(crate) max_bytes: u64,
+    /// The largest value a get decodes or a put stores, in bytes.
+    pub(crate) max_value_bytes: u64,
     compression: CompressionOptions,
     write_mode: WriteMode,
     pub(crate) writer: Mutex<WriterState>,
@@ -292,17 +176,25 @@ impl Inner {
     }
 
     /// Rebuilds the synopsis, sized for the records there are now (see [`crate::synopsis`]).
-    /// Runs on the writer thread while it is idle, so no commit happens meanwhile.
+    /// Runs on the writer thread while it is idle, so no commit happens meanwhile. The filter
+    /// is sized by counting the order table's rows (a count no checksum covers is never
+    /// trusted to size an allocation).
     ///
     /// # Errors
     ///
-    /// [`L2Error::Storage`] if the snapshot cannot be read; the old filter stays.
+    /// [`L2Error::Storage`] (or a contained panic) if the snapshot cannot be read; the old
+    /// filter stays.
     pub(crate) fn rebuild_synopsis(&self) -> Result<()> {
         let generations = self.generations.read().clone();
-        let records = order_len(&self.db)?;
+        let records = self.with_db(|db| {
+            crate::open::committed_keys(&db.begin_read()?, &generations, |_, _, _| {})
+        })?;
         {
             let p = self.pending.lock();
-            let next = Filter::new(Filter::capacity_for(records), self.synopsis.fp());
+            let next = Filter::new(
+                Filter::capacity_for(records + p.writes.len()),
+                self.synopsis.fp(),
+            );
             for w in p.writes.values() {
                 next.insert(w.synopsis_hash);
             }
@@ -310,8 +202,10 @@ impl Inner {
         }
         let mut built = Ok(0);
         self.synopsis.with_next(|next| {
-            built = committed_keys(&self.db, &generations, |ns, key, generation| {
-                next.insert(self.synopsis_hash(ns, generation, key));
+            built = self.with_db(|db| {
+                crate::open::committed_keys(&db.begin_read()?, &generations, |ns, key, g| {
+                    next.insert(self.synopsis_hash(ns, g, key));
+                })
             });
         });
         match built {
@@ -325,6 +219,137 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Runs `f` on the open database, one transaction's worth, with any panic contained. An
+    /// error that means a fault (I/O, corruption, a contained panic) degrades the store.
+    ///
+    /// # Errors
+    ///
+    /// [`L2Error::Degraded`] if no database is open; otherwise what `f` returned, or
+    /// [`L2Error::Panicked`].
+    pub(crate) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let guard = self.db.read();
+        let Some(db) = guard.as_ref() else {
+            return Err(self.degraded_error());
+        };
+        let result = contain(|| f(db));
+        drop(guard);
+        if let Err(e) = &result {
+            self.note_fault(e);
+        }
+        result
+    }
+
+    /// Degrades the store if `e` means a fault.
+    pub(crate) fn note_fault(&self, e: &L2Error) {
+        if matches!(e, L2Error::Panicked { .. }) {
+            self.health.count_panic();
+        }
+        if let Some(kind) = fault_kind(e) {
+            self.health.fault(kind, &e.to_string(), &self.path);
+            let _ = self.wake.try_send(());
+        }
+    }
+
+    /// Fails a write at once (counted) while the store is degraded.
+    fn refuse_if_degraded(&self) -> Result<()> {
+        if self.health.is_degraded() {
+            bump(&self.counters.failed_writes, 1);
+            return Err(self.degraded_error());
+        }
+        Ok(())
+    }
+
+    /// The error writes get while the store is degraded.
+    pub(crate) fn degraded_error(&self) -> L2Error {
+        L2Error::Degraded {
+            path: self.path.clone(),
+            reason: self
+                .health
+                .reason()
+                .unwrap_or_else(|| "the store is closed".to_owned()),
+        }
+    }
+
+    /// On the writer thread, after a fault: drops the database and opens the file again
+    /// (with redb's integrity check after a corruption fault). After an I/O fault it first
+    /// probes the device ([`Opener::probe`]) and keeps the database serving reads while that
+    /// fails. On success the store's state is
+    /// reloaded from the file (what a reopen rolled back counts in `lost_writes`) and writes
+    /// resume; otherwise the next attempt waits for the backoff, or, for a file refused as
+    /// corrupt or foreign, the store stays degraded.
+    pub(crate) fn recover(&self, kind: FaultKind) {
+        if kind == FaultKind::Io
+            && let Err(e) = self.opener.lock().probe()
+        {
+            // Still failing: keep serving reads from the open database.
+            self.health
+                .attempt_failed(&format!("the device still refuses writes: {e}"));
+            return;
+        }
+        let old = self.db.write().take();
+        if let Some(db) = old {
+            drop_contained(db);
+        }
+        let mut opener = self.opener.lock();
+        if matches!(opener.source, Source::Backends(None)) {
+            drop(opener);
+            self.health.give_up(
+                "the store was opened on a backend that cannot be opened again",
+                &self.path,
+            );
+            return;
+        }
+        let result = opener.open(&self.key_hasher, kind == FaultKind::Corrupt);
+        drop(opener);
+        match result {
+            Ok(o) => {
+                self.install(o);
+                self.health.recovered(&self.path);
+            }
+            Err(e @ (L2Error::Corrupt { .. } | L2Error::Foreign { .. })) => {
+                self.health.give_up(&e.to_string(), &self.path);
+            }
+            Err(e) => self.health.attempt_failed(&e.to_string()),
+        }
+    }
+
+    /// Takes over a reopened database: reloads what the file persisted (counting the
+    /// acknowledged inserts of commits it rolled back as lost), swaps in its synopsis (with the
+    /// keys still queued), and makes it the open database.
+    fn install(&self, o: Opened) {
+        let mut w = self.writer.lock();
+        let lost = w.rolled_back(o.persisted.commit_id);
+        bump(&self.counters.lost_writes, lost);
+        let next_seq = w.next_seq.max(o.persisted.next_seq);
+        self.next_seq.fetch_max(next_seq, Ordering::Relaxed);
+        let sweeps = o
+            .persisted
+            .generations
+            .iter()
+            .filter(|(_, g)| **g > 0)
+            .map(|(ns, _)| ns.clone())
+            .collect();
+        w.reload(o.persisted.totals, next_seq, o.persisted.commit_id, sweeps);
+        self.totals_mirror(o.persisted.totals);
+        self.any_generation
+            .store(!o.persisted.generations.is_empty(), Ordering::Release);
+        *self.generations.write() = o.persisted.generations;
+        {
+            let p = self.pending.lock();
+            for pw in p.writes.values() {
+                o.filter.insert(pw.synopsis_hash);
+            }
+            self.synopsis.replace(o.filter, o.items);
+        }
+        drop(w);
+        *self.db.write() = Some(o.db);
+    }
+
+    /// Takes the database out for closing (after the writer thread stopped).
+    fn take_db(&self) -> Option<Database> {
+        self.db.write().take()
     }
 
     pub(crate) fn totals_mirror(&self, totals: Totals) {
@@ -382,13 +407,14 @@ impl Inner {
 
     /// After a failed commit: nothing of the batch was written; its pending entries go, and
     /// acknowledged async inserts among them are counted lost.
-    pub(crate) fn fail_batch(&self, batch: &[Request], error: &L2Error) {
+    pub(crate) fn fail_batch(&self, batch: &[Request]) {
         self.finish_batch(batch, false);
-        let lost = batch.iter().filter(|r| r.reply.is_none()).count() as u64;
+        let lost = batch
+            .iter()
+            .filter(|r| matches!(r.op, Op::Put { .. }) && r.reply.is_none())
+            .count() as u64;
         bump(&self.counters.failed_writes, batch.len() as u64);
         bump(&self.counters.lost_writes, lost);
-        // No logging framework in this crate yet; the stats and the waiters' errors say it.
-        let _ = error;
     }
 
     pub(crate) fn count_commit(&self, durable: bool, applied: &[Applied], batch: &[Request]) {
@@ -444,9 +470,11 @@ impl Inner {
         if !self.may_have_record(namespace, self.generation(namespace), key) {
             return Ok(false);
         }
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(RECORDS)?;
-        Ok(table.get((namespace, key))?.is_some())
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            Ok(table.get((namespace, key))?.is_some())
+        })
     }
 }
 
@@ -477,56 +505,40 @@ impl Store {
     /// Opens the store at `options.path`, creating it (and its parent directory) if missing,
     /// and starts its writer thread.
     ///
+    /// A file is checked through a read-only handle before redb opens it for writing, with any
+    /// panic redb raises on a corrupt page contained (see `docs/reliability.md`); a file whose
+    /// last writer did not shut down cleanly is repaired by redb, which verifies every page
+    /// checksum first.
+    ///
     /// # Errors
     ///
     /// - [`L2Error::InvalidOption`] for bad options;
     /// - [`L2Error::AlreadyOpen`] if the file is open already (this process or another);
     /// - [`L2Error::Foreign`] for a database that is not a cache-l2 store, and
-    ///   [`L2Error::Corrupt`] for a file that is not a readable database; neither is modified;
+    ///   [`L2Error::Corrupt`] for a file that is not a readable database or whose pages fail
+    ///   (with [`crate::OnCorrupt::Recreate`] a corrupt file is moved aside instead and the
+    ///   store starts empty); a refused file is left as it is;
     /// - [`L2Error::Io`] / [`L2Error::Storage`] for I/O failures, including failing to start
     ///   the writer thread.
     pub fn open(options: &L2Options) -> Result<Self> {
         options.validate()?;
         let path = options.path.clone();
-        let io = |source| L2Error::Io {
-            path: path.clone(),
-            source,
-        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::create_dir_all(parent).map_err(|source| L2Error::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
         refuse_symlink(&path)?;
         create_private(&path)?;
-        let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
-        let needs_repair = refuse_foreign(&path, page_cache)?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&path, e))?;
-        let (backend, file_io) = Counting::new(backend);
-        let db = redb::Builder::new()
-            .set_cache_size(page_cache)
-            .create_with_backend(backend)
-            .map_err(|e| open_error(&path, e))?;
-        let state = init_or_check(&db, &path).map_err(|e| match e {
-            L2Error::Foreign { path, reason } if needs_repair => L2Error::Foreign {
-                path,
-                reason: format!(
-                    "{reason} (its last writer did not shut down cleanly, so redb repaired the \
-                     file's allocator metadata before the check could run; its data is unchanged)"
-                ),
-            },
-            other => other,
-        })?;
-        Self::start(db, options, state, file_io)
+        Self::start(options, Source::File)
     }
 
     /// Opens a store on a caller-supplied redb storage backend instead of a file, e.g. one that
     /// injects I/O errors, for fault-injection tests. `options.path` only names the store in
     /// errors and stats (its file size is reported as 0 if there is no such file); no file
-    /// checks run.
+    /// checks run. The backend cannot be opened again, so a fault leaves the store degraded
+    /// for good; [`Store::open_with_backends`] can recover.
     ///
     /// # Errors
     ///
@@ -535,31 +547,56 @@ impl Store {
         options: &L2Options,
         backend: impl redb::StorageBackend,
     ) -> Result<Self> {
-        options.validate()?;
-        let page_cache = usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX);
-        let (backend, file_io) = Counting::new(backend);
-        let db = redb::Builder::new()
-            .set_cache_size(page_cache)
-            .create_with_backend(backend)
-            .map_err(|e| open_error(&options.path, e))?;
-        let state = init_or_check(&db, &options.path)?;
-        Self::start(db, options, state, file_io)
+        let mut once = Some(backend);
+        let factory: BackendFactory = Box::new(move || {
+            once.take()
+                .map(|b| Box::new(b) as Box<dyn redb::StorageBackend>)
+                .ok_or_else(|| std::io::Error::other("the backend was used already"))
+        });
+        let store = Self::start(options, Source::Backends(Some(factory)))?;
+        store.inner.opener.lock().source = Source::Backends(None);
+        Ok(store)
     }
 
-    /// Wraps an opened, checked database and starts the writer thread.
-    fn start(
-        db: Database,
+    /// Opens a store on backends `make` returns: one for the first open, and a new one each
+    /// time the writer thread reopens the store after a fault (they must all reach the same
+    /// storage). For fault-injection tests of recovery.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`], for what the backend holds; [`L2Error::Io`] if `make` fails.
+    pub fn open_with_backends<B: redb::StorageBackend>(
         options: &L2Options,
-        state: Persisted,
-        file_io: Arc<FileIo>,
+        mut make: impl FnMut() -> std::io::Result<B> + Send + 'static,
     ) -> Result<Self> {
+        let factory: BackendFactory =
+            Box::new(move || make().map(|b| Box::new(b) as Box<dyn redb::StorageBackend>));
+        Self::start(options, Source::Backends(Some(factory)))
+    }
+
+    /// Opens the database and starts the writer thread.
+    fn start(options: &L2Options, source: Source) -> Result<Self> {
+        options.validate()?;
         let path = options.path.clone();
         let key_hasher = RandomState::new();
         let fp = options.synopsis_false_positive_rate;
-        let filter = Filter::new(Filter::capacity_for(order_len(&db)?), fp);
-        let items = committed_keys(&db, &state.generations, |ns, key, generation| {
-            filter.insert(key_hasher.hash_one((ns, generation, key)));
-        })?;
+        let health = Arc::new(Health::default());
+        let file_io = Arc::new(FileIo::default());
+        let mut opener = Opener {
+            path: path.clone(),
+            source,
+            page_cache: usize::try_from(options.page_cache_bytes.as_u64()).unwrap_or(usize::MAX),
+            on_corrupt: options.on_corrupt,
+            fp,
+            file_io: Arc::clone(&file_io),
+            health: Arc::clone(&health),
+        };
+        let Opened {
+            db,
+            persisted: state,
+            filter,
+            items,
+        } = opener.open(&key_hasher, false)?;
         let synopsis = Synopsis::new(filter, items, fp);
         let sweeps = state
             .generations
@@ -567,15 +604,21 @@ impl Store {
             .filter(|(_, g)| **g > 0)
             .map(|(ns, _)| ns.clone())
             .collect();
+        let (wake, wake_rx) = crossbeam_channel::bounded(1);
         let inner = Arc::new(Inner {
-            db,
+            db: RwLock::new(Some(db)),
+            opener: Mutex::new(opener),
+            health,
+            wake,
             path: path.clone(),
             max_bytes: options.max_bytes.as_u64(),
+            max_value_bytes: options.max_value_bytes.as_u64().min(MAX_VALUE_LEN),
             compression: options.compression,
             write_mode: options.write_mode,
             writer: Mutex::new(WriterState::new(
                 state.totals,
                 state.next_seq,
+                state.commit_id,
                 sweeps,
                 options.eviction,
             )),
@@ -603,8 +646,16 @@ impl Store {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("cache-l2-writer".into())
-                .spawn(move || writer::run(&inner, &rx, group))
-                .map_err(|source| L2Error::Io { path, source })?
+                .spawn(move || writer::run(&inner, &rx, &wake_rx, group))
+        };
+        let thread = match thread {
+            Ok(t) => t,
+            Err(source) => {
+                if let Some(db) = inner.take_db() {
+                    drop_contained(db);
+                }
+                return Err(L2Error::Io { path, source });
+            }
         };
         Ok(Self {
             inner,
@@ -622,12 +673,16 @@ impl Store {
     /// writes: a put or delete is visible here from the moment it is queued. A record written
     /// before its namespace's last [`Store::invalidate_namespace`] is a miss.
     ///
-    /// A record that fails verification counts as a miss and in
-    /// [`L2Stats::corrupt_records`], and is deleted.
+    /// A record that fails verification, or declares a value longer than
+    /// [`L2Options::max_value_bytes`], counts as a miss and in [`L2Stats::corrupt_records`],
+    /// and is deleted. A read that fails (an I/O error, a page that makes redb panic) is a
+    /// miss too, and degrades the store until its writer thread has reopened the file; so is a
+    /// get while no database is open ([`L2Stats::unavailable_reads`]).
     ///
     /// # Errors
     ///
-    /// [`L2Error::Storage`] if redb fails to read.
+    /// None today: every failure is a counted miss. The `Result` leaves room for errors a
+    /// caller must see.
     pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Bytes>> {
         Ok(self.get_entry(namespace, key)?.map(|e| e.value))
     }
@@ -666,7 +721,19 @@ impl Store {
             bump(&inner.counters.negative_skips, 1);
             return Ok(None);
         }
-        match read_entry(&inner.db, namespace, key)? {
+        let max_value = inner.max_value_bytes;
+        let read = match inner.with_db(|db| read_entry(db, namespace, key, max_value)) {
+            Ok(read) => read,
+            Err(e) => {
+                // A fault (noted by `with_db`), or no database open: a miss either way.
+                bump(&inner.counters.misses, 1);
+                if matches!(e, L2Error::Degraded { .. }) {
+                    bump(&inner.health.unavailable_reads, 1);
+                }
+                return Ok(None);
+            }
+        };
+        match read {
             Read::Found(entry, seq) if entry.generation >= generation => {
                 bump(&inner.counters.hits, 1);
                 inner.visited.mark(seq);
@@ -677,9 +744,10 @@ impl Store {
                 bump(&inner.counters.synopsis_false_positives, 1);
                 Ok(None)
             }
-            Read::Corrupt => {
+            Read::Corrupt { oversized } => {
                 bump(&inner.counters.misses, 1);
                 bump(&inner.counters.corrupt, 1);
+                bump(&inner.counters.oversized, u64::from(oversized));
                 // Best effort, not waited for: the caller gets a miss whether or not the delete
                 // happens, and a record still there fails verification again next time.
                 let op = Op::DeleteIfCorrupt {
@@ -759,14 +827,14 @@ impl Store {
         check_key(namespace, key)?;
         let labels = distinct(labels);
         check_sections(meta, &labels)?;
+        let inner = &*self.inner;
         let original_len = value.len() as u64;
-        if original_len > MAX_VALUE_LEN {
+        if original_len > inner.max_value_bytes {
             return Err(L2Error::TooLarge {
                 size: original_len,
-                max: MAX_VALUE_LEN,
+                max: inner.max_value_bytes,
             });
         }
-        let inner = &*self.inner;
         let compressed = inner.compression.compress(value);
         let (flags, payload) = match &compressed {
             Some(c) => (FLAG_ZSTD, c.as_slice()),
@@ -937,22 +1005,25 @@ impl Store {
     ///
     /// [`L2Error::Storage`] if redb fails to read.
     pub fn namespaces(&self) -> Result<Vec<String>> {
-        let txn = self.inner.db.begin_read()?;
-        let records = txn.open_table(RECORDS)?;
         let mut out: std::collections::BTreeSet<String> =
             self.inner.generations.read().keys().cloned().collect();
-        let mut from = String::new();
-        loop {
-            let Some(row) = records.range((from.as_str(), &b""[..])..)?.next() else {
-                break;
-            };
-            let (k, _) = row?;
-            let ns = k.value().0.to_owned();
-            // Every key of `ns` sorts before `(ns + "\0", _)`, and every later namespace at or
-            // after it.
-            from = format!("{ns}\0");
-            out.insert(ns);
-        }
+        self.inner.with_db(|db| {
+            let txn = db.begin_read()?;
+            let records = txn.open_table(RECORDS)?;
+            let mut from = String::new();
+            loop {
+                let Some(row) = records.range((from.as_str(), &b""[..])..)?.next() else {
+                    break;
+                };
+                let (k, _) = row?;
+                let ns = k.value().0.to_owned();
+                // Every key of `ns` sorts before `(ns + "\0", _)`, and every later namespace
+                // at or after it.
+                from = format!("{ns}\0");
+                out.insert(ns);
+            }
+            Ok(())
+        })?;
         Ok(out.into_iter().collect())
     }
 
@@ -1023,6 +1094,7 @@ impl Store {
             });
         };
         let inner = &*self.inner;
+        inner.refuse_if_degraded()?;
         let bytes = op.value_bytes();
         inner.acquire(bytes);
         let (reply_tx, reply_rx) = crossbeam_channel::bounded::<Answer>(1);
@@ -1121,6 +1193,16 @@ impl Store {
         }
     }
 
+    /// Why the store is degraded ([`L2Stats::degraded`]), if it is: the fault that stopped its
+    /// writes, or why its last reopen attempt failed.
+    pub fn degraded_reason(&self) -> Option<String> {
+        if self.inner.health.is_degraded() {
+            self.inner.health.reason()
+        } else {
+            None
+        }
+    }
+
     /// A snapshot of the counters and sizes.
     pub fn stats(&self) -> L2Stats {
         let inner = &*self.inner;
@@ -1131,6 +1213,7 @@ impl Store {
             hits: load(&c.hits),
             misses: load(&c.misses),
             corrupt_records: load(&c.corrupt),
+            oversized_records: load(&c.oversized),
             insertions: load(&c.insertions),
             compressed_insertions: load(&c.compressed),
             bytes_saved: load(&c.bytes_saved),
@@ -1161,6 +1244,14 @@ impl Store {
             file_read_bytes,
             file_written_bytes,
             file_syncs,
+            degraded: inner.health.is_degraded(),
+            io_errors: load(&inner.health.io_errors),
+            panics_contained: load(&inner.health.panics),
+            corruption_faults: load(&inner.health.corruption_faults),
+            reopens: load(&inner.health.reopens),
+            reopen_failures: load(&inner.health.reopen_failures),
+            recreated: load(&inner.health.recreated),
+            unavailable_reads: load(&inner.health.unavailable_reads),
         }
     }
 
@@ -1183,7 +1274,10 @@ impl Store {
         self.flush()?;
         let inner = &*self.inner;
         let w = inner.writer.lock();
-        let txn: ReadTransaction = inner.db.begin_read()?;
+        // Not through `with_db`: a broken invariant must panic in the test that asked.
+        let db = inner.db.read();
+        let db = db.as_ref().ok_or_else(|| inner.degraded_error())?;
+        let txn: ReadTransaction = db.begin_read()?;
         let records = txn.open_table(RECORDS)?;
         let order = txn.open_table(ORDER)?;
         let blobs = txn.open_table(BLOBS)?;
@@ -1255,20 +1349,26 @@ enum Read {
     Absent,
     /// The record, and its sequence number.
     Found(Entry, u64),
-    Corrupt,
+    /// Failed verification; `oversized` if its header declared more than the reader accepts.
+    Corrupt {
+        oversized: bool,
+    },
 }
 
 /// Reads and verifies the record of `(namespace, key)` in one read transaction: the entry, then
-/// its chunks.
-fn read_entry(db: &Database, namespace: &str, key: &[u8]) -> Result<Read> {
+/// (if its declared size is within `max_value` bytes) its chunks.
+fn read_entry(db: &Database, namespace: &str, key: &[u8], max_value: u64) -> Result<Read> {
     let txn = db.begin_read()?;
     let records = txn.open_table(RECORDS)?;
     let Some(guard) = records.get((namespace, key))? else {
         return Ok(Read::Absent);
     };
     let Ok(view) = record::verify_entry(namespace, key, guard.value()) else {
-        return Ok(Read::Corrupt);
+        return Ok(Read::Corrupt { oversized: false });
     };
+    if record::check_size(&view.header, max_value).is_err() {
+        return Ok(Read::Corrupt { oversized: true });
+    }
     let count = view.header.chunk_count();
     let value = if count == 0 {
         record::assemble(&view, [])
@@ -1278,7 +1378,7 @@ fn read_entry(db: &Database, namespace: &str, key: &[u8]) -> Result<Read> {
         record::assemble(&view, chunks.iter().map(AccessGuard::value))
     };
     let Ok(value) = value else {
-        return Ok(Read::Corrupt);
+        return Ok(Read::Corrupt { oversized: false });
     };
     let seq = view.header.seq;
     Ok(Read::Found(
@@ -1327,6 +1427,11 @@ impl Drop for Store {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // redb writes its shutdown header here; a database that a panic left half-updated may
+        // panic again on the way out, which must not reach the caller either.
+        if let Some(db) = self.inner.take_db() {
+            drop_contained(db);
+        }
     }
 }
 
@@ -1345,213 +1450,4 @@ pub fn check_key(namespace: &str, key: &[u8]) -> std::result::Result<(), KeyTooL
         return too_long("key", key.len(), MAX_KEY_LEN);
     }
     Ok(())
-}
-
-/// Refuses a store path that is a symbolic link: opening through one could make the cache
-/// write into a file an attacker or a mistake pointed it at.
-fn refuse_symlink(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(L2Error::Symlink {
-            path: path.to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Creates the store file if it does not exist, readable and writable by its owner only
-/// (mode 0600 on Unix): cached values may be private. An existing file is left as it is.
-fn create_private(path: &Path) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    match o.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(L2Error::Io {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-fn open_error(path: &Path, e: DatabaseError) -> L2Error {
-    match e {
-        DatabaseError::DatabaseAlreadyOpen => L2Error::AlreadyOpen {
-            path: path.to_owned(),
-        },
-        DatabaseError::UpgradeRequired(v) => L2Error::Foreign {
-            path: path.to_owned(),
-            reason: format!("a redb file of on-disk format {v}, which this redb cannot read"),
-        },
-        // redb reports a file that is not a redb database as invalid data.
-        DatabaseError::Storage(redb::StorageError::Io(source))
-            if source.kind() == std::io::ErrorKind::InvalidData =>
-        {
-            L2Error::Corrupt {
-                path: path.to_owned(),
-                reason: source.to_string(),
-            }
-        }
-        DatabaseError::Storage(redb::StorageError::Io(source)) => L2Error::Io {
-            path: path.to_owned(),
-            source,
-        },
-        DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => L2Error::Corrupt {
-            path: path.to_owned(),
-            reason,
-        },
-        other => L2Error::Storage(other.into()),
-    }
-}
-
-/// Refuses a non-empty file that is not a cache-l2 store *before* redb opens it for writing
-/// (a writable open rewrites the file's header even if we then walk away); such a file is left
-/// byte for byte as it was. Returns whether the file needs crash repair: then it cannot be
-/// opened read-only, and is checked after the writable open instead (repair rewrites redb's
-/// allocator metadata, not the data).
-fn refuse_foreign(path: &Path, page_cache: usize) -> Result<bool> {
-    let non_empty = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
-    if !non_empty {
-        return Ok(false);
-    }
-    match redb::Builder::new()
-        .set_cache_size(page_cache.min(16 << 20))
-        .open_read_only(path)
-    {
-        Ok(db) => match check_format(&db.begin_read()?, path) {
-            Ok(_) => Ok(false),
-            Err(L2Error::Foreign { path, reason }) => Err(L2Error::Foreign {
-                path,
-                reason: format!("{reason} (the file was not modified)"),
-            }),
-            Err(e) => Err(e),
-        },
-        Err(DatabaseError::RepairAborted) => Ok(true),
-        Err(e) => Err(open_error(path, e)),
-    }
-}
-
-/// What a store keeps across restarts besides its records.
-struct Persisted {
-    totals: Totals,
-    next_seq: u64,
-    generations: HashMap<String, u64>,
-}
-
-/// The store format of the database read by `txn`: `Some(format)` for a cache-l2 store this
-/// build opens, `None` if it has no tables at all (a new database).
-///
-/// # Errors
-///
-/// [`L2Error::Foreign`] for anything else.
-fn check_format(txn: &ReadTransaction, path: &Path) -> Result<Option<u64>> {
-    let foreign = |reason: String| L2Error::Foreign {
-        path: path.to_owned(),
-        reason,
-    };
-    if txn.list_tables()?.next().is_none() && txn.list_multimap_tables()?.next().is_none() {
-        return Ok(None);
-    }
-    let format = match txn.open_table(FORMAT) {
-        Ok(t) => t.get(FORMAT_KEY)?.map(|g| g.value()),
-        Err(TableError::TableDoesNotExist(_) | TableError::TableTypeMismatch { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    match format {
-        None => Err(foreign(
-            "it has tables but no cache-l2 format marker".into(),
-        )),
-        Some(v) if !(OLDEST_STORE_FORMAT..=STORE_FORMAT).contains(&v) => Err(foreign(format!(
-            "store format {v}; this build reads formats {OLDEST_STORE_FORMAT} to {STORE_FORMAT}"
-        ))),
-        Some(v) => Ok(Some(v)),
-    }
-}
-
-/// Checks the opened database with [`check_format`]; creates the tables of a new store and
-/// migrates an older format (format 1 lacks the blob, label and generation tables and the
-/// footprint counter, which is computed from its records). Returns what the store persisted.
-fn init_or_check(db: &Database, path: &Path) -> Result<Persisted> {
-    let format = check_format(&db.begin_read()?, path)?;
-    if format != Some(STORE_FORMAT) {
-        let txn = db.begin_write()?;
-        let mut fmt = txn.open_table(FORMAT)?;
-        fmt.insert(FORMAT_KEY, STORE_FORMAT)?;
-        fmt.insert(CHUNK_LEN_KEY, record::CHUNK_LEN as u64)?;
-        drop(fmt);
-        let records = txn.open_table(RECORDS)?;
-        let mut footprint = 0;
-        for row in records.iter()? {
-            let (k, v) = row?;
-            let (ns, key) = k.value();
-            footprint += entry_footprint(ns.len(), key.len(), v.value().len());
-        }
-        drop(records);
-        txn.open_table(ORDER)?;
-        txn.open_table(BLOBS)?;
-        txn.open_table(GENERATIONS)?;
-        txn.open_multimap_table(LABELS)?;
-        let mut meta = txn.open_table(META)?;
-        if format.is_none() {
-            meta.insert(META_LIVE_BYTES, 0)?;
-            meta.insert(META_NEXT_SEQ, 0)?;
-        }
-        meta.insert(META_FOOTPRINT, footprint)?;
-        drop(meta);
-        txn.commit()?;
-    }
-    let txn = db.begin_read()?;
-    let meta = txn.open_table(META)?;
-    let get = |k| -> Result<u64> { Ok(meta.get(k)?.map_or(0, |g| g.value())) };
-    let totals = Totals {
-        live: get(META_LIVE_BYTES)?,
-        footprint: get(META_FOOTPRINT)?,
-    };
-    let next_seq = get(META_NEXT_SEQ)?;
-    let mut generations = HashMap::new();
-    for row in txn.open_table(GENERATIONS)?.iter()? {
-        let (ns, g) = row?;
-        generations.insert(ns.value().to_owned(), g.value());
-    }
-    Ok(Persisted {
-        totals,
-        next_seq,
-        generations,
-    })
-}
-
-/// Rows of the order table: about the number of records (stale rows included).
-fn order_len(db: &Database) -> Result<usize> {
-    let txn = db.begin_read()?;
-    match txn.open_table(ORDER) {
-        Ok(t) => Ok(usize::try_from(t.len()?).unwrap_or(usize::MAX)),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Calls `f` with every `(namespace, key)` in the order table and its namespace's generation in
-/// `generations` (0 if absent), and returns how many: the keys the synopsis starts from. The
-/// order table holds a row for every record (stale rows only add false positives) and no
-/// record bodies.
-fn committed_keys(
-    db: &Database,
-    generations: &HashMap<String, u64>,
-    mut f: impl FnMut(&str, &[u8], u64),
-) -> Result<usize> {
-    let txn = db.begin_read()?;
-    let order = match txn.open_table(ORDER) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    let mut n = 0;
-    for row in order.iter()? {
-        let (_, k) = row?;
-        let (ns, key) = k.value();
-        f(ns, key, generations.get(ns).copied().unwrap_or(0));
-        n += 1;
-    }
-    Ok(n)
 }

@@ -133,6 +133,15 @@ impl Synopsis {
         }
     }
 
+    /// Replaces the filter with `filter`, holding `items` keys (a reopened file's); any rebuild
+    /// in progress is abandoned. Call under the pending lock, with every queued key inserted
+    /// into `filter`.
+    pub(crate) fn replace(&self, filter: Filter, items: usize) {
+        self.next.write().take();
+        *self.current.write() = filter;
+        self.inserted.store(items, Ordering::Relaxed);
+    }
+
     /// Bytes of the current filter.
     pub(crate) fn bytes(&self) -> usize {
         self.current.read().bytes()

@@ -183,14 +183,29 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Whether the record of `(ns, key)` exists and fails verification, chunks included.
-    pub(crate) fn is_corrupt(&self, ns: &str, key: &[u8]) -> Result<bool> {
+    /// Removes the record of `(ns, key)` if it [`Tables::is_corrupt`]; returns whether it did.
+    pub(crate) fn remove_if_corrupt(
+        &mut self,
+        ns: &str,
+        key: &[u8],
+        max_value: u64,
+        totals: &mut Totals,
+    ) -> Result<bool> {
+        Ok(self.is_corrupt(ns, key, max_value)? && self.remove(ns, key, totals, |_| true)?)
+    }
+
+    /// Whether the record of `(ns, key)` exists and fails verification, chunks included, or
+    /// declares a value over `max_value` bytes.
+    pub(crate) fn is_corrupt(&self, ns: &str, key: &[u8], max_value: u64) -> Result<bool> {
         let Some(entry) = self.records.get((ns, key))? else {
             return Ok(false);
         };
         let Ok(view) = record::verify_entry(ns, key, entry.value()) else {
             return Ok(true);
         };
+        if record::check_size(&view.header, max_value).is_err() {
+            return Ok(true);
+        }
         let chunks = read_chunks(&self.blobs, &view.header)?;
         Ok(record::assemble(&view, chunks.iter().map(AccessGuard::value)).is_err())
     }

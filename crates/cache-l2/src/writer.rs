@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::budget::{PAGE, footprint_limit, label_footprint, transient_limit};
 use crate::eviction::{EvictionPolicy, Hand, OnFull};
 use crate::record;
-use crate::schema::{META, META_FOOTPRINT, META_LIVE_BYTES, META_NEXT_SEQ};
+use crate::schema::{META, META_COMMIT_ID, META_FOOTPRINT, META_LIVE_BYTES, META_NEXT_SEQ};
 use crate::store::{Inner, pending_key};
 use crate::tables::{NewRecord, Tables, Totals};
 use crate::{GroupCommitOptions, L2Error, Result};
@@ -176,6 +176,11 @@ pub(crate) struct WriterState {
     pub(crate) totals: Totals,
     /// One more than the highest sequence number committed.
     pub(crate) next_seq: u64,
+    /// The id of the last commit (persisted with it, see [`META_COMMIT_ID`]).
+    commit_id: u64,
+    /// `(commit id, puts it applied)` of each commit since the last durable one that applied
+    /// puts: what a reopen that rolls back to the last durable commit loses.
+    unsynced_puts: Vec<(u64, u64)>,
     /// Commits since the last durable one.
     unsynced_commits: u32,
     /// When the first commit after the last durable one happened.
@@ -192,6 +197,7 @@ impl WriterState {
     pub(crate) fn new(
         totals: Totals,
         next_seq: u64,
+        commit_id: u64,
         sweep: Vec<String>,
         policy: EvictionPolicy,
     ) -> Self {
@@ -199,6 +205,8 @@ impl WriterState {
             hand: Hand { policy, at: 0 },
             totals,
             next_seq,
+            commit_id,
+            unsynced_puts: Vec::new(),
             unsynced_commits: 0,
             unsynced_since: None,
             unsynced_bytes: 0,
@@ -220,22 +228,68 @@ impl WriterState {
                 .is_some_and(|t| t.elapsed() >= MAX_UNSYNCED_AGE)
     }
 
-    fn committed(&mut self, durable: bool, transient: u64) {
+    /// Notes commit `commit_id`, which applied `puts` puts.
+    fn committed(&mut self, commit_id: u64, durable: bool, transient: u64, puts: u64) {
+        self.commit_id = commit_id;
         if durable {
             self.unsynced_commits = 0;
             self.unsynced_since = None;
             self.unsynced_bytes = 0;
+            self.unsynced_puts.clear();
         } else {
             self.unsynced_commits += 1;
             self.unsynced_since.get_or_insert_with(Instant::now);
             self.unsynced_bytes += transient;
+            if puts > 0 {
+                self.unsynced_puts.push((commit_id, puts));
+            }
         }
+    }
+
+    /// After a reopen whose file holds commits up to `kept`: the puts of later commits, which
+    /// the reopen rolled back.
+    pub(crate) fn rolled_back(&mut self, kept: u64) -> u64 {
+        self.unsynced_puts
+            .drain(..)
+            .filter(|(id, _)| *id > kept)
+            .map(|(_, puts)| puts)
+            .sum()
+    }
+
+    /// Takes over the state of a reopened file (the hand and the eviction policy stay).
+    pub(crate) fn reload(
+        &mut self,
+        totals: Totals,
+        next_seq: u64,
+        commit_id: u64,
+        sweep: Vec<String>,
+    ) {
+        self.totals = totals;
+        self.next_seq = next_seq;
+        self.commit_id = commit_id;
+        self.unsynced_puts.clear();
+        self.unsynced_commits = 0;
+        self.unsynced_since = None;
+        self.unsynced_bytes = 0;
+        self.sweeps = sweep
+            .into_iter()
+            .map(|ns| Sweep { ns, after: None })
+            .collect();
     }
 }
 
 /// The writer thread's loop: gather, apply, commit, answer; sweep dead records while idle;
 /// until every sender is gone.
-pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOptions) {
+/// The longest the idle writer sleeps without a request or a wake-up: a safety net only
+/// (faults wake it through `wake`).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+pub(crate) fn run(
+    inner: &Inner,
+    rx: &Receiver<Request>,
+    wake: &Receiver<()>,
+    options: GroupCommitOptions,
+) {
     let max_delay = Duration::from_millis(options.max_delay_ms);
     // A full queue cannot grow: waiting for more would only keep its writers blocked.
     let max_ops = options.max_ops.min(options.queue_capacity);
@@ -247,23 +301,48 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
     // A rebuild that failed is retried only after the next commit, not in a busy loop.
     let mut rebuild_failed = false;
     loop {
+        if let Some(kind) = inner.health.due() {
+            inner.recover(kind);
+            continue;
+        }
         let first = match rx.try_recv() {
             Ok(r) => r,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
-                if sweep_step(inner) {
-                    continue;
+                if !inner.health.is_degraded() {
+                    if sweep_step(inner) {
+                        continue;
+                    }
+                    if !rebuild_failed && inner.synopsis.saturated() {
+                        rebuild_failed = inner.rebuild_synopsis().is_err();
+                        continue;
+                    }
                 }
-                if !rebuild_failed && inner.synopsis.saturated() {
-                    rebuild_failed = inner.rebuild_synopsis().is_err();
-                    continue;
-                }
-                match rx.recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
+                // Wake for a request, a fault a reader noted, or the next reopen attempt.
+                let timeout = inner
+                    .health
+                    .next_attempt()
+                    .map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
+                crossbeam_channel::select! {
+                    recv(rx) -> r => match r {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    },
+                    recv(wake) -> _ => continue,
+                    default(timeout) => continue,
                 }
             }
         };
+        if inner.health.is_degraded() {
+            let mut batch = vec![first];
+            while batch.len() < max_ops
+                && let Ok(r) = rx.try_recv()
+            {
+                batch.push(r);
+            }
+            fail_fast(inner, batch);
+            continue;
+        }
         let deadline = Instant::now() + max_delay;
         let mut bytes = first.op.value_bytes();
         let mut transient = first.op.transient();
@@ -291,10 +370,24 @@ pub(crate) fn run(inner: &Inner, rx: &Receiver<Request>, options: GroupCommitOpt
     }
 }
 
+/// Answers every request of `batch` with the store's degraded error, without touching the
+/// database (async inserts among them count as lost).
+fn fail_fast(inner: &Inner, batch: Vec<Request>) {
+    let reason: Arc<str> = Arc::from(inner.degraded_error().to_string());
+    let bytes = batch.iter().map(|r| r.op.value_bytes()).sum();
+    inner.fail_batch(&batch);
+    inner.release(batch.len(), bytes);
+    for req in batch {
+        if let Some(reply) = req.reply {
+            let _ = reply.send(Err(Arc::clone(&reason)));
+        }
+    }
+}
+
 /// Applies `batch` in one transaction, commits it and answers its waiters.
 fn commit_batch(inner: &Inner, batch: Vec<Request>) {
     let mut w = inner.writer.lock();
-    let outcome = apply(inner, &mut w, &batch);
+    let outcome = inner.with_db(|db| apply(inner, db, &w, &batch));
     let n = batch.len();
     let bytes = batch.iter().map(|r| r.op.value_bytes()).sum();
     match outcome {
@@ -302,7 +395,7 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
             w.totals = done.totals;
             w.next_seq = done.next_seq;
             w.hand = done.hand;
-            w.committed(done.durable, done.transient);
+            w.committed(done.commit_id, done.durable, done.transient, done.puts);
             for (ns, generation) in done.bumped {
                 w.sweeps.retain(|s| s.ns != ns);
                 inner.set_generation(&ns, generation);
@@ -324,7 +417,7 @@ fn commit_batch(inner: &Inner, batch: Vec<Request>) {
         Err(e) => {
             drop(w);
             let reason: Arc<str> = Arc::from(e.to_string());
-            inner.fail_batch(&batch, &e);
+            inner.fail_batch(&batch);
             inner.release(n, bytes);
             for req in batch {
                 if let Some(reply) = req.reply {
@@ -347,9 +440,13 @@ struct Done {
     transient: u64,
     /// Namespaces whose generation the batch bumped, with the new generation.
     bumped: Vec<(String, u64)>,
+    /// The commit's id.
+    commit_id: u64,
+    /// Puts the batch stored.
+    puts: u64,
 }
 
-fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> {
+fn apply(inner: &Inner, db: &Database, w: &WriterState, batch: &[Request]) -> Result<Done> {
     let mut totals = w.totals;
     let mut next_seq = w.next_seq;
     let mut removed = Vec::new();
@@ -362,7 +459,9 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
     let mut durable = w.sync_due(transient_limit(inner.max_bytes))
         || batch.iter().any(|r| r.durable || r.op.needs_durable())
         || inner.any_unsynced(batch);
-    let txn = inner.db.begin_write()?;
+    let commit_id = w.commit_id + 1;
+    let mut puts = 0;
+    let txn = db.begin_write()?;
     {
         let mut t = Tables::open(&txn)?;
         for req in batch {
@@ -390,6 +489,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                         footprint: *footprint,
                     };
                     a = apply_put(inner, &mut t, &put, &mut totals, &mut hand, &mut removed)?;
+                    puts += u64::from(!a.rejected);
                     // An overwrite must be durable: a crash must not bring the old value back.
                     durable |= a.found;
                     transient += a.evicted * PAGE;
@@ -398,10 +498,8 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                     a.found = remove_reporting_live(&mut t, ns, key, &mut totals)?;
                 }
                 Op::DeleteIfCorrupt { ns, key } => {
-                    a.found = t.is_corrupt(ns, key)? && t.remove(ns, key, &mut totals, |_| true)?;
-                    if a.found {
-                        removed.push(inner.key_hash(ns, key));
-                    }
+                    a.found = t.remove_if_corrupt(ns, key, inner.max_value_bytes, &mut totals)?;
+                    removed.extend(a.found.then(|| inner.key_hash(ns, key)));
                 }
                 Op::InvalidateLabels { ns, labels } => {
                     a.removed_keys = invalidate_labels(&mut t, ns, labels, &mut totals)?;
@@ -417,10 +515,8 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
                     totals.footprint = 0;
                 }
                 Op::BumpGeneration { ns } => {
-                    let g = t.generation(ns)? + 1;
-                    t.generations.insert(&**ns, g)?;
-                    a.generation = g;
-                    bumped.push((ns.to_string(), g));
+                    a.generation = bump_generation(&mut t, ns)?;
+                    bumped.push((ns.to_string(), a.generation));
                 }
                 Op::Flush => {}
             }
@@ -428,10 +524,7 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
             applied.push(a);
         }
         drop(t);
-        let mut meta = txn.open_table(META)?;
-        meta.insert(META_LIVE_BYTES, totals.live)?;
-        meta.insert(META_FOOTPRINT, totals.footprint)?;
-        meta.insert(META_NEXT_SEQ, next_seq)?;
+        write_meta(&txn, totals, Some(next_seq), commit_id)?;
     }
     if !removed.is_empty() {
         // A key this batch evicted and also writes (say a put of K after another put evicted
@@ -457,6 +550,8 @@ fn apply(inner: &Inner, w: &mut WriterState, batch: &[Request]) -> Result<Done> 
         durable,
         transient,
         bumped,
+        commit_id,
+        puts,
     })
 }
 
@@ -512,6 +607,22 @@ fn apply_put(
     };
     t.insert(&rec, totals)?;
     Ok(a)
+}
+
+/// Moves `ns` to its next generation; returns it.
+///
+/// # Errors
+///
+/// [`L2Error::Storage`]; a generation that cannot advance (a file forged to hold the largest
+/// one) fails the flush rather than leave the namespace's records alive.
+fn bump_generation(t: &mut Tables<'_>, ns: &str) -> Result<u64> {
+    let g = t.generation(ns)?.checked_add(1).ok_or_else(|| {
+        L2Error::Storage(redb::Error::Corrupted(format!(
+            "namespace {ns:?} is at the last generation"
+        )))
+    })?;
+    t.generations.insert(ns, g)?;
+    Ok(g)
 }
 
 /// Deletes the record tables and opens them again, empty. Generations stay.
@@ -617,10 +728,11 @@ fn sweep_step(inner: &Inner) -> bool {
     let Some(sweep) = w.sweeps.first().cloned() else {
         return false;
     };
-    match sweep_once(inner, &w, &sweep) {
+    match inner.with_db(|db| sweep_once(db, &w, &sweep)) {
         Ok((totals, next, removed)) => {
             w.totals = totals;
-            w.committed(false, removed * PAGE);
+            let id = w.commit_id + 1;
+            w.committed(id, false, removed * PAGE, 0);
             inner.totals_mirror(totals);
             inner.count_swept(removed);
             match next {
@@ -640,12 +752,12 @@ fn sweep_step(inner: &Inner) -> bool {
 
 /// One sweep commit: `(totals after, key to resume after or None if done, records removed)`.
 fn sweep_once(
-    inner: &Inner,
+    db: &Database,
     w: &WriterState,
     sweep: &Sweep,
 ) -> Result<(Totals, Option<Vec<u8>>, u64)> {
     let mut totals = w.totals;
-    let txn = inner.db.begin_write()?;
+    let txn = db.begin_write()?;
     let (dead, next) = {
         let t = Tables::open(&txn)?;
         let current = t.generation(&sweep.ns)?;
@@ -683,12 +795,28 @@ fn sweep_once(
             removed += u64::from(gone);
         }
         drop(t);
-        let mut meta = txn.open_table(META)?;
-        meta.insert(META_LIVE_BYTES, totals.live)?;
-        meta.insert(META_FOOTPRINT, totals.footprint)?;
+        write_meta(&txn, totals, None, w.commit_id + 1)?;
     }
     commit(txn, false)?;
     Ok((totals, next, removed))
+}
+
+/// Writes the store's counters into `txn`: totals, the next sequence number (if it moved) and
+/// the commit's id.
+fn write_meta(
+    txn: &WriteTransaction,
+    totals: Totals,
+    next_seq: Option<u64>,
+    commit_id: u64,
+) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(META_LIVE_BYTES, totals.live)?;
+    meta.insert(META_FOOTPRINT, totals.footprint)?;
+    if let Some(next_seq) = next_seq {
+        meta.insert(META_NEXT_SEQ, next_seq)?;
+    }
+    meta.insert(META_COMMIT_ID, commit_id)?;
+    Ok(())
 }
 
 /// Commits `txn`, durably (`fsync` before returning) or not (a crash may take it back).
