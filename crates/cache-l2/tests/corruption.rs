@@ -276,3 +276,68 @@ fn a_rotted_sequence_number_does_not_break_another_keys_bookkeeping() {
         Some(50_000)
     );
 }
+
+/// redb keeps each table's row count beside its root, and a cleanly closed file is opened
+/// without verifying it. The store once sized its synopsis from the order table's count: a
+/// forged 2^36 made `open` allocate 164 GB and abort. It now counts the rows it reads.
+#[test]
+fn a_forged_table_length_does_not_size_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Records and order rows alike: a count no other number in the file is likely to equal.
+    let rows = 3001u64;
+    {
+        let store = Store::open(&options(&dir)).unwrap();
+        for i in 0..rows {
+            store.put("ns", &i.to_le_bytes(), b"v").unwrap();
+        }
+    }
+    let path = dir.path().join("l2.redb");
+    let mut file = std::fs::read(&path).unwrap();
+    // The counts sit in the table tree's leaf (its values follow its keys, the table names):
+    // forge every copy of the row count in each page that names the order table.
+    let mut forged = 0;
+    let pages: Vec<usize> = file
+        .windows(8)
+        .enumerate()
+        .filter(|(_, w)| *w == b"order_v1")
+        .map(|(i, _)| i / 4096 * 4096)
+        .collect();
+    for page in pages {
+        let end = (page + 4096).min(file.len());
+        for i in page..end - 8 {
+            if file[i..i + 8] == rows.to_le_bytes() {
+                file[i..i + 8].copy_from_slice(&(1u64 << 36).to_le_bytes());
+                forged += 1;
+            }
+        }
+    }
+    assert!(forged >= 1, "found the tables' row counts");
+    std::fs::write(&path, &file).unwrap();
+    {
+        // What redb now reports, and what the store used to trust.
+        use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
+        let order: redb::TableDefinition<u64, (&str, &[u8])> =
+            redb::TableDefinition::new("order_v1");
+        let db = redb::Builder::new().open_read_only(&path).unwrap();
+        let len = db
+            .begin_read()
+            .unwrap()
+            .open_table(order)
+            .unwrap()
+            .len()
+            .unwrap();
+        assert_eq!(len, 1 << 36);
+    }
+    let store = Store::open(&options(&dir)).unwrap();
+    let stats = store.stats();
+    assert!(
+        stats.synopsis_bytes < 1 << 20,
+        "the synopsis is sized by the rows read: {stats:?}"
+    );
+    for i in 0..rows {
+        assert_eq!(
+            store.get("ns", &i.to_le_bytes()).unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+}
