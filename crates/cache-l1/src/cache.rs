@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
-use hashbrown::{DefaultHashBuilder, Equivalent};
+use hashbrown::Equivalent;
+
+use crate::hasher::RandomState;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
 
@@ -300,7 +302,8 @@ impl Options {
         n
     }
 
-    /// Builds the cache with `weigher` and a randomly seeded hasher.
+    /// Builds the cache with `weigher` and a [`RandomState`] hasher (foldhash, seeded from the
+    /// operating system's randomness).
     ///
     /// # Errors
     ///
@@ -311,7 +314,7 @@ impl Options {
         K: Hash + Eq,
         W: Weigher<K, V>,
     {
-        self.build_with_hasher(weigher, DefaultHashBuilder::default())
+        self.build_with_hasher(weigher, RandomState::default())
     }
 
     /// Builds the cache with `weigher` and `hash_builder`. The hash picks the shard and the
@@ -404,7 +407,7 @@ struct ShardSlot<K, V> {
 /// S3-FIFO per shard.
 ///
 /// See the [crate documentation](crate) for the algorithm and the guarantees.
-pub struct ShardedSieve<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
+pub struct ShardedSieve<K, V, W = UnitWeigher, S = RandomState> {
     shards: Box<[CachePadded<ShardSlot<K, V>>]>,
     hash_builder: S,
     weigher: W,
@@ -456,6 +459,11 @@ where
     ) -> Self {
         self.listener = Some(Box::new(listener));
         self
+    }
+
+    /// The hasher that picks each key's shard and slot.
+    pub fn hasher(&self) -> &S {
+        &self.hash_builder
     }
 
     #[inline]

@@ -94,6 +94,7 @@
 mod cache;
 mod clock;
 mod ghost;
+mod hasher;
 mod lists;
 mod policy;
 mod shard;
@@ -107,6 +108,7 @@ pub use cache::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hashbrown::Equivalent;
+pub use hasher::RandomState;
 pub use policy::{MainQueue, Policy, S3FifoParams};
 pub use smallvec;
 pub use stats::L1Stats;
