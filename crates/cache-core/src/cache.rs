@@ -19,7 +19,7 @@ use crate::hooks::fire;
 use crate::idle::IdleClocks;
 use crate::key::{CacheKey, KeyRef};
 use crate::locks::KeyLocks;
-use crate::namespaces::{Namespaces, NsState};
+use crate::namespaces::{Admitted, Namespaces, NsState};
 use crate::policy::{Admission, Cascade, Put};
 use crate::promotion::{Promotion, PromotionQueue};
 use crate::stats::{CacheStats, Counters};
@@ -118,14 +118,20 @@ enum L1Weigher {
     Entries,
 }
 
-impl Weigher<CacheKey, Arc<Stored>> for L1Weigher {
-    fn weight(&self, key: &CacheKey, value: &Arc<Stored>) -> u64 {
+impl L1Weigher {
+    /// The weight of an entry of `key_bytes` bytes of namespace and key, a value of `value_len`
+    /// bytes and the description `info`.
+    fn weigh(self, key_bytes: usize, value_len: usize, info: &EntryInfo) -> u64 {
         match self {
-            Self::Bytes => {
-                (key.len() + value.value.len()) as u64 + value.info.weight() + L1_ENTRY_OVERHEAD
-            }
+            Self::Bytes => (key_bytes + value_len) as u64 + info.weight() + L1_ENTRY_OVERHEAD,
             Self::Entries => 1,
         }
+    }
+}
+
+impl Weigher<CacheKey, Arc<Stored>> for L1Weigher {
+    fn weight(&self, key: &CacheKey, value: &Arc<Stored>) -> u64 {
+        self.weigh(key.len(), value.value.len(), &value.info)
     }
 }
 
@@ -147,6 +153,8 @@ pub(crate) struct Inner {
     idle_clocks: Arc<IdleClocks>,
     limits: Limits,
     auto_admit_max: u64,
+    /// How L1 weighs entries (for refusing an L1-only put L1 could not hold).
+    weigher: L1Weigher,
     pub(crate) counters: Counters,
     flights: Flights,
     promotion: Option<PromotionQueue>,
@@ -253,7 +261,12 @@ impl TieredCache {
                     }
                 }
             });
-        let l2 = config.l2.as_ref().map(Store::open).transpose()?;
+        // L2 decodes nothing larger than `limits.max_blob_bytes`.
+        let l2 = config
+            .effective_l2()
+            .as_ref()
+            .map(Store::open)
+            .transpose()?;
         let known = match &l2 {
             Some(l2) => l2
                 .namespaces()?
@@ -279,6 +292,7 @@ impl TieredCache {
             idle_clocks,
             limits: config.limits.clone(),
             auto_admit_max: config.l1.auto_admit_max_bytes.as_u64(),
+            weigher,
             counters: Counters::default(),
             flights: Flights::default(),
             promotion,
@@ -401,7 +415,9 @@ impl TieredCache {
     /// - [`Error::MetadataTooLarge`] for content metadata, tags, dependencies or validators
     ///   over their limits;
     /// - [`Error::InvalidPolicy`] for a TTL of 0 or an absolute expiry not in the future;
-    /// - [`Error::TooManyNamespaces`] for a new namespace past `limits.max_namespaces`;
+    /// - [`Error::TooManyNamespaces`] for a new namespace past `limits.max_namespaces` (a
+    ///   namespace counts once a put to it has succeeded);
+    /// - [`Error::TooLargeForL1`] without an L2, for an entry heavier than L1's largest;
     /// - [`Error::VersionMismatch`] if the put's version is not greater than the stored one;
     /// - [`Error::Validator`] if an input file cannot be read;
     /// - [`Error::L2`] if L2 refuses or fails the write (if L2 was full with
@@ -1002,8 +1018,26 @@ impl Inner {
         let now = self.now();
         let (info, meta) = self.describe(namespace, key, &put, now)?;
         let info = Arc::new(info);
-        let ns = self.namespaces.get_or_register(namespace)?;
-        let generation = ns.generation();
+        if self.l2.is_none() {
+            // L1 is the only tier: a value it cannot hold is refused before anything changes
+            // (L1 would drop the key's old value while refusing the new one).
+            let weight = self
+                .weigher
+                .weigh(namespace.len() + key.len(), put.bytes.len(), &info);
+            let max = self.l1.max_entry_weight();
+            if weight > max {
+                self.counters.l1_rejections.incr();
+                return Err(Error::TooLargeForL1 { weight, max });
+            }
+        }
+        // A new namespace takes its slot only if this put succeeds.
+        let admitted = self.namespaces.admit(namespace)?;
+        // Captured before the L2 write: a namespace this cache does not know yet has never
+        // been flushed through it, so its entries start at generation 0.
+        let generation = match &admitted {
+            Admitted::Known(ns) => ns.generation(),
+            Admitted::Reserved(_) => 0,
+        };
         let k = KeyRef { namespace, key };
         let stripe = self.key_locks.stripe(k);
         let guard = stripe.lock();
@@ -1032,6 +1066,10 @@ impl Inner {
             fire!(self.hooks, AfterL2Write, namespace, key);
         }
         stripe.bump(&guard);
+        let ns = match admitted {
+            Admitted::Known(ns) => ns,
+            Admitted::Reserved(r) => r.register(),
+        };
         let admit = match info.admission {
             _ if self.l2.is_none() => true,
             Admission::Always => true,
@@ -1141,6 +1179,21 @@ impl Inner {
                 what: "a tag or dependency",
                 size: longest,
                 max: max_label,
+            });
+        }
+        // The labels as L2 stores them (each prefixed by its kind), against L2's own limits,
+        // whether or not there is an L2: one set of limits, checked before anything is written.
+        let stored: Vec<Vec<u8>> = tags
+            .iter()
+            .map(|t| prefixed(TAG, t))
+            .chain(deps.iter().map(|d| prefixed(DEP, d)))
+            .collect();
+        let refs: Vec<&[u8]> = stored.iter().map(Vec::as_slice).collect();
+        if let Err(e) = cache_l2::record::check_labels(&refs) {
+            return Err(Error::MetadataTooLarge {
+                what: "tags and dependencies (encoded)",
+                size: e.len as u64,
+                max: e.max as u64,
             });
         }
         let validators = validators(put)?;

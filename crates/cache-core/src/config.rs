@@ -46,17 +46,21 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// The most namespaces the cache knows at once (those with entries in L2 at open, plus
-    /// those put since). A put to a new namespace past it gets
-    /// [`crate::Error::TooManyNamespaces`]. Default: 1024.
+    /// those whose puts succeeded since). A put to a new namespace past it gets
+    /// [`crate::Error::TooManyNamespaces`]. Default: 1024; valid: 1 to 1,048,576.
     pub max_namespaces: usize,
-    /// The largest value, in bytes (a put's policy may lower it). Default: 64 MiB.
+    /// The largest value, in bytes (a put's policy may lower it). Also the largest value L2
+    /// decodes: a record declaring more is a counted miss, refused before decompression.
+    /// Default: 64 MiB; valid: 1 byte to 1 GiB.
     pub max_blob_bytes: ByteSize,
-    /// The most content metadata pairs per entry. Default: 64.
+    /// The most content metadata pairs per entry. Default: 64; valid: 0 to 65,536.
     pub max_metadata_keys: u64,
     /// The largest encoded metadata section per entry (content metadata, validators, policy),
-    /// in bytes. Default: 16 KiB; at most 64 KiB (L2's section limit).
+    /// in bytes. Default: 16 KiB; valid: 256 bytes to 64 KiB (L2's section limit).
     pub max_metadata_bytes: ByteSize,
-    /// The most tags plus dependencies per entry (each at most 1,023 bytes). Default: 64.
+    /// The most tags plus dependencies per entry (each at most 1,023 bytes, and all of them
+    /// within L2's 64 KiB label section: [`cache_l2::record::check_labels`]). Default: 64;
+    /// valid: 0 to 64.
     pub max_labels: u64,
 }
 
@@ -89,10 +93,11 @@ pub enum PromotionMode {
 pub struct PromotionConfig {
     /// `"inline"` (default) or `"async"`.
     pub mode: PromotionMode,
-    /// Worker threads of the async pool. Default: 2.
+    /// Worker threads of the async pool. Default: 2; valid: 1 to 256.
     pub workers: usize,
-    /// Promotions the async pool's queue holds; when full, further ones are dropped (counted
-    /// in `promotions_dropped`). Default: 1024.
+    /// Promotions the async pool's queue holds (allocated up front, about 64 bytes each);
+    /// when full, further ones are dropped (counted in `promotions_dropped`). Default: 1024;
+    /// valid: 1 to 1,048,576.
     pub queue_capacity: usize,
 }
 
@@ -112,15 +117,16 @@ impl Default for PromotionConfig {
 pub struct L1Config {
     /// Byte budget: the sum over resident entries of namespace + key + value length + a fixed
     /// per-entry overhead ([`crate::L1_ENTRY_OVERHEAD`] bytes). Accepts `"64MiB"`-style strings.
-    /// Default: 64 MiB (when `max_entries` is not set either).
+    /// Default: 64 MiB (when `max_entries` is not set either); valid: 1 KiB to 16 TiB.
     pub max_bytes: Option<ByteSize>,
     /// Entry budget instead of a byte budget: every entry weighs 1. Excludes `max_bytes`.
-    /// Default: unset.
+    /// Default: unset; valid: 1 to 2^40.
     pub max_entries: Option<u64>,
     /// Number of shards, each with its own lock and SIEVE queue over `1/shards` of the budget;
     /// 1 gives exactly the paper's SIEVE. Default: 32 per core, rounded up to a power of two
     /// (at most 4096), then halved until each shard expects at least 256 entries (counting
-    /// [`ASSUMED_MEAN_ENTRY_BYTES`] per entry under a byte budget).
+    /// [`ASSUMED_MEAN_ENTRY_BYTES`] per entry under a byte budget). Valid: 1 to 65,536, and
+    /// at most the budget (in its unit).
     pub shards: Option<usize>,
     /// The eviction policy: `"s3-fifo"` (scan-resistant, the default) or `"sieve"` (exactly
     /// the paper's SIEVE per shard).
@@ -131,7 +137,7 @@ pub struct L1Config {
     pub max_entry_fraction: Option<f64>,
     /// Under [`crate::Admission::Auto`] (the default admission), a put offers its value to L1
     /// only if it is at most this many bytes; larger values go to L2 and enter L1 when an L2
-    /// hit promotes them. Default: 1 MiB.
+    /// hit promotes them. Default: 1 MiB; valid: 0 to 1 GiB.
     pub auto_admit_max_bytes: ByteSize,
 }
 
@@ -232,41 +238,32 @@ impl Config {
         Self::from_toml_str(&text)
     }
 
-    /// Checks every field.
+    /// Checks every field against its documented range (see each field, and
+    /// `docs/operations.md`), so that opening allocates nothing proportional to a number
+    /// that was not checked.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let units = match self.l1.capacity()? {
-            L1Capacity::Bytes(0) => {
-                return Err(ConfigError::Invalid {
-                    field: "l1.max_bytes",
-                    reason: "must be above 0".into(),
-                });
+            L1Capacity::Bytes(n) => {
+                check_range("l1.max_bytes", n, MIN_L1_BYTES, MAX_L1_BYTES)?;
+                n
             }
-            L1Capacity::Entries(0) => {
-                return Err(ConfigError::Invalid {
-                    field: "l1.max_entries",
-                    reason: "must be above 0".into(),
-                });
+            L1Capacity::Entries(n) => {
+                check_range("l1.max_entries", n, 1, MAX_L1_ENTRIES)?;
+                n
             }
-            L1Capacity::Bytes(n) | L1Capacity::Entries(n) => n,
         };
-        match self.l1.shards {
-            Some(0) => {
-                return Err(ConfigError::Invalid {
-                    field: "l1.shards",
-                    reason: "must be at least 1".into(),
-                });
-            }
-            Some(n) if n as u64 > units => {
+        if let Some(n) = self.l1.shards {
+            check_range("l1.shards", n as u64, 1, MAX_SHARDS as u64)?;
+            if n as u64 > units {
                 return Err(ConfigError::Invalid {
                     field: "l1.shards",
                     reason: format!("{n} shards cannot split a budget of {units}"),
                 });
             }
-            _ => {}
         }
         if let Some(f) = self.l1.max_entry_fraction
             && !(f > 0.0 && f <= 1.0)
@@ -276,55 +273,98 @@ impl Config {
                 reason: format!("{f} is not in (0, 1]"),
             });
         }
+        check_range(
+            "l1.auto_admit_max_bytes",
+            self.l1.auto_admit_max_bytes.as_u64(),
+            0,
+            MAX_VALUE_LEN,
+        )?;
         if let Some(l2) = &self.l2 {
             l2.validate().map_err(ConfigError::L2)?;
         }
         self.validate_limits()?;
-        if self.promotion.workers == 0 || self.promotion.workers > 256 {
-            return Err(ConfigError::Invalid {
-                field: "promotion.workers",
-                reason: format!("{} is not in 1..=256", self.promotion.workers),
-            });
-        }
-        if self.promotion.queue_capacity == 0 {
-            return Err(ConfigError::Invalid {
-                field: "promotion.queue_capacity",
-                reason: "must be at least 1".into(),
-            });
-        }
+        let p = &self.promotion;
+        check_range("promotion.workers", p.workers as u64, 1, 256)?;
+        check_range(
+            "promotion.queue_capacity",
+            p.queue_capacity as u64,
+            1,
+            MAX_PROMOTION_QUEUE,
+        )?;
         Ok(())
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        if l.max_namespaces == 0 {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_namespaces",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if l.max_blob_bytes.as_u64() > cache_l2::record::MAX_VALUE_LEN {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_blob_bytes",
-                reason: format!("at most {} bytes", cache_l2::record::MAX_VALUE_LEN),
-            });
-        }
-        if l.max_metadata_bytes.as_u64() > cache_l2::record::MAX_META_LEN as u64 {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_metadata_bytes",
-                reason: format!("at most {} bytes", cache_l2::record::MAX_META_LEN),
-            });
-        }
-        // 64 labels of 1,024 bytes each fill L2's 64 KiB label section.
-        if l.max_labels > 64 {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_labels",
-                reason: "at most 64 (L2's label section holds 64 of the longest)".into(),
-            });
+        let ranges: [(&'static str, u64, u64, u64); 5] = [
+            (
+                "limits.max_namespaces",
+                l.max_namespaces as u64,
+                1,
+                MAX_NAMESPACES,
+            ),
+            (
+                "limits.max_blob_bytes",
+                l.max_blob_bytes.as_u64(),
+                1,
+                MAX_VALUE_LEN,
+            ),
+            ("limits.max_metadata_keys", l.max_metadata_keys, 0, 1 << 16),
+            (
+                "limits.max_metadata_bytes",
+                l.max_metadata_bytes.as_u64(),
+                256,
+                cache_l2::record::MAX_META_LEN as u64,
+            ),
+            // 64 labels of 1,024 bytes (with their kind prefix) fill L2's label section.
+            ("limits.max_labels", l.max_labels, 0, 64),
+        ];
+        for (field, value, min, max) in ranges {
+            check_range(field, value, min, max)?;
         }
         Ok(())
     }
+
+    /// The L2 options as the engine opens them: `max_value_bytes` lowered to
+    /// `limits.max_blob_bytes`, so L2 decodes nothing larger than a put may store.
+    pub fn effective_l2(&self) -> Option<L2Options> {
+        self.l2.clone().map(|mut l2| {
+            let limit = l2
+                .max_value_bytes
+                .as_u64()
+                .min(self.limits.max_blob_bytes.as_u64());
+            l2.max_value_bytes = ByteSize(limit);
+            l2
+        })
+    }
 }
+
+/// Refuses `value` outside `min..=max`, naming `field` and the range.
+fn check_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            field,
+            reason: format!("{value} is outside the valid range {min}..={max}"),
+        })
+    }
+}
+
+/// The smallest `l1.max_bytes`: 1 KiB.
+pub const MIN_L1_BYTES: u64 = 1 << 10;
+/// The largest `l1.max_bytes`: 16 TiB.
+pub const MAX_L1_BYTES: u64 = 1 << 44;
+/// The largest `l1.max_entries`: 2^40.
+pub const MAX_L1_ENTRIES: u64 = 1 << 40;
+/// The most `l1.shards`: 65,536 (each shard is a few hundred bytes allocated at open).
+pub const MAX_SHARDS: usize = 1 << 16;
+/// The most `promotion.queue_capacity`: 2^20 slots (allocated at open).
+pub const MAX_PROMOTION_QUEUE: u64 = 1 << 20;
+/// The most `limits.max_namespaces`: 2^20.
+pub const MAX_NAMESPACES: u64 = 1 << 20;
+/// The largest value any tier holds: 1 GiB ([`cache_l2::record::MAX_VALUE_LEN`]).
+const MAX_VALUE_LEN: u64 = cache_l2::record::MAX_VALUE_LEN;
 
 #[cfg(test)]
 mod tests {

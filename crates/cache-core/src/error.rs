@@ -61,6 +61,17 @@ pub enum Error {
         /// The limit, in bytes.
         max: u64,
     },
+    /// Without an L2, a put whose entry alone outweighs the largest entry L1 admits
+    /// (`l1.max_entry_fraction` of its budget). Nothing was stored; the key's old value stays.
+    #[error(
+        "entry of weight {weight} is over the largest entry L1 holds ({max}), and there is no L2"
+    )]
+    TooLargeForL1 {
+        /// The entry's weight, in the budget's unit (bytes, or 1 per entry).
+        weight: u64,
+        /// The largest weight L1 admits.
+        max: u64,
+    },
     /// Metadata over a limit: content metadata pairs or bytes, tags and dependencies, or the
     /// length of one.
     #[error("{what}: {size} is over the limit of {max}")]

@@ -56,10 +56,11 @@ pub use cache::{Hit, L1_ENTRY_OVERHEAD, Presence, Tier, TieredCache};
 pub use cache_l1::{Clock, L1Stats, ManualClock, SystemClock};
 pub use cache_l2::{
     CompressionOptions, KeyTooLong, L2Error, L2Options, L2Stats, MAX_KEY_LEN, MAX_NAMESPACE_LEN,
-    WriteMode,
+    OnCorrupt, WriteMode,
 };
 pub use config::{
     ASSUMED_MEAN_ENTRY_BYTES, Config, DEFAULT_L1_MAX_BYTES, L1Capacity, L1Config, L1Policy, Limits,
+    MAX_L1_BYTES, MAX_L1_ENTRIES, MAX_NAMESPACES, MAX_PROMOTION_QUEUE, MAX_SHARDS, MIN_L1_BYTES,
     PromotionConfig, PromotionMode,
 };
 pub use entry::EntryInfo;

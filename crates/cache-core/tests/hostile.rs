@@ -225,3 +225,135 @@ fn extreme_ttls_are_typed_errors_or_saturate() {
     assert!(cache.get("ns", b"s").unwrap().unwrap().is_stale());
     cache.validate().unwrap();
 }
+
+/// A put that fails takes no namespace slot: four failed puts to new namespaces used to fill
+/// `max_namespaces = 4` until a restart.
+#[test]
+fn failed_puts_register_no_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir, "[limits]\nmax_namespaces = 4");
+    // A value L2 cannot hold (its footprint is over the budget), under `max_blob_bytes`.
+    cfg.l2.as_mut().unwrap().max_bytes = ByteSize::mib(1);
+    let cache = TieredCache::open(&cfg).unwrap();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    for ns in ["a", "b", "c", "d"] {
+        let e = cache.put(ns, b"k", noise.clone()).unwrap_err();
+        assert!(
+            matches!(e, Error::L2(cache_core::L2Error::TooLarge { .. })),
+            "{e:?}"
+        );
+        // Refused for its metadata too: before anything is written.
+        let e = cache
+            .put_with(ns, b"k", Put::new("v").metadata("x", "y".repeat(20_000)))
+            .unwrap_err();
+        assert!(matches!(e, Error::MetadataTooLarge { .. }), "{e:?}");
+    }
+    assert_eq!(cache.stats().namespaces, 0);
+    for ns in ["e", "f", "g", "h"] {
+        cache.put(ns, b"k", ns).unwrap();
+    }
+    assert_eq!(cache.stats().namespaces, 4);
+    assert!(matches!(
+        cache.put("i", b"k", "x"),
+        Err(Error::TooManyNamespaces { limit: 4 })
+    ));
+}
+
+/// Concurrent puts to new namespaces never take more slots than the cap, whichever fail.
+#[test]
+fn concurrent_puts_to_new_namespaces_respect_the_cap() {
+    let cfg = Config::from_toml_str("[limits]\nmax_namespaces = 8").unwrap();
+    let cache = TieredCache::open(&cfg).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..50u32 {
+                    let _ = cache.put(&format!("ns-{}", (t * 50 + i) % 20), b"k", "v");
+                }
+            });
+        }
+    });
+    assert_eq!(cache.stats().namespaces, 8);
+}
+
+/// Without an L2, a value L1 cannot hold is an error that keeps the old value (L1 used to
+/// drop the old value while refusing the new one, and the put returned `Ok`).
+#[test]
+fn an_l1_only_put_l1_cannot_hold_is_refused_and_keeps_the_old_value() {
+    let cfg = Config::from_toml_str("[l1]\nmax_bytes = \"64KiB\"\nshards = 1").unwrap();
+    let cache = TieredCache::open(&cfg).unwrap();
+    cache.put("ns", b"k", "kept").unwrap();
+    // The largest entry is a quarter of the budget: 16 KiB with its overhead.
+    let e = cache.put("ns", b"k", vec![0u8; 17 << 10]).unwrap_err();
+    assert!(
+        matches!(e, Error::TooLargeForL1 { max, .. } if max == 16 << 10),
+        "{e:?}"
+    );
+    assert_eq!(&cache.get("ns", b"k").unwrap().unwrap()[..], b"kept");
+    assert_eq!(cache.stats().l1_rejections, 1);
+    cache.validate().unwrap();
+}
+
+/// Tags and dependencies are checked against the limits L2 stores them under (each with its
+/// kind prefix) before anything is written, with or without an L2: 64 tags of 1,023 bytes
+/// passed core's checks and then failed in L2.
+#[test]
+fn labels_over_the_l2_section_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiered = TieredCache::open(&config(&dir, "")).unwrap();
+    let l1_only = TieredCache::open(&Config::default()).unwrap();
+    for cache in [&tiered, &l1_only] {
+        cache.put("ns", b"k", "kept").unwrap();
+        let mut put = Put::new("x");
+        for i in 0..64u8 {
+            let mut tag = vec![i; 1023];
+            tag[0] = b't';
+            put = put.tag(tag);
+        }
+        refused_without_loss(cache, cache.put_with("ns", b"k", put), |e| {
+            matches!(
+                e,
+                Error::MetadataTooLarge {
+                    what: "tags and dependencies (encoded)",
+                    ..
+                }
+            )
+        });
+        assert!(matches!(
+            cache.put_with(
+                "new",
+                b"k",
+                Put::new("x").tag(vec![b'a'; 1023]).tag(vec![b'b'; 64])
+            ),
+            Ok(())
+        ));
+    }
+}
+
+/// `limits.max_blob_bytes` bounds what L2 decodes too: after it is lowered, a record written
+/// under the old limit is a counted miss, refused before it is decompressed.
+#[test]
+fn l2_decodes_nothing_over_the_blob_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = b"compressible ".repeat(200_000);
+    {
+        let cache =
+            TieredCache::open(&config(&dir, "[limits]\nmax_blob_bytes = \"4MiB\"")).unwrap();
+        cache.put("ns", b"big", big.clone()).unwrap();
+        cache.put("ns", b"small", "s").unwrap();
+    }
+    let cache = TieredCache::open(&config(&dir, "[limits]\nmax_blob_bytes = \"1MiB\"")).unwrap();
+    assert_eq!(cache.get("ns", b"big").unwrap(), None);
+    let l2 = cache.stats().l2.unwrap();
+    assert_eq!((l2.corrupt_records, l2.oversized_records), (1, 1));
+    assert_eq!(&cache.get("ns", b"small").unwrap().unwrap()[..], b"s");
+}

@@ -245,6 +245,33 @@ pub fn split(stored_len: usize) -> (usize, usize) {
     }
 }
 
+/// Checks `labels` (distinct, as stored) against the format's limits: each at most
+/// [`MAX_LABEL_LEN`] bytes, and all of them, at their length + 2 each, at most
+/// [`MAX_LABELS_LEN`]. What [`crate::Store::put_with`] accepts: a caller that stores labels
+/// of its own making (say, prefixed by kind) checks those with this before writing anything.
+///
+/// # Errors
+///
+/// [`crate::KeyTooLong`] naming the `"label"` or the `"labels"` section that is over.
+pub fn check_labels(labels: &[&[u8]]) -> Result<(), crate::KeyTooLong> {
+    if let Some(l) = labels.iter().find(|l| l.len() > MAX_LABEL_LEN) {
+        return Err(crate::KeyTooLong {
+            what: "label",
+            len: l.len(),
+            max: MAX_LABEL_LEN,
+        });
+    }
+    let section: usize = labels.iter().map(|l| l.len() + 2).sum();
+    if section > MAX_LABELS_LEN {
+        return Err(crate::KeyTooLong {
+            what: "labels",
+            len: section,
+            max: MAX_LABELS_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// The labels section of `labels`, or `None` if a label or the section is over its limit.
 pub fn labels_section(labels: &[&[u8]]) -> Option<Vec<u8>> {
     let mut out = Vec::new();

@@ -1408,14 +1408,7 @@ fn check_sections(meta: &[u8], labels: &[&[u8]]) -> Result<()> {
     if meta.len() > record::MAX_META_LEN {
         return too_long("metadata", meta.len(), record::MAX_META_LEN);
     }
-    if let Some(l) = labels.iter().find(|l| l.len() > record::MAX_LABEL_LEN) {
-        return too_long("label", l.len(), record::MAX_LABEL_LEN);
-    }
-    let section: usize = labels.iter().map(|l| l.len() + 2).sum();
-    if section > record::MAX_LABELS_LEN {
-        return too_long("labels", section, record::MAX_LABELS_LEN);
-    }
-    Ok(())
+    Ok(record::check_labels(labels)?)
 }
 
 impl Drop for Store {
