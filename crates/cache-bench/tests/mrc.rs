@@ -129,6 +129,9 @@ fn tiny_trace_gives_consistent_and_hand_computed_figures() {
 
 #[test]
 fn sieve_and_lru_match_the_reference_rows_on_cpp() {
+    if !common::traces_available("sieve_and_lru_match_the_reference_rows_on_cpp") {
+        return;
+    }
     let report = mrc(
         &spec(
             vec![common::trace_path("cpp")],

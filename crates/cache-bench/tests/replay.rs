@@ -17,6 +17,9 @@ fn adaptsize() -> std::path::PathBuf {
 
 #[test]
 fn adaptsize_through_both_tiers_reports_consistent_figures() {
+    if !common::traces_available("adaptsize_through_both_tiers_reports_consistent_figures") {
+        return;
+    }
     let spec = ReplaySpec {
         source: Source::Trace {
             path: adaptsize(),
@@ -71,6 +74,9 @@ fn adaptsize_through_both_tiers_reports_consistent_figures() {
 
 #[test]
 fn every_peer_serves_every_request_and_lru_matches_the_reference() {
+    if !common::traces_available("every_peer_serves_every_request_and_lru_matches_the_reference") {
+        return;
+    }
     let spec = ReplaySpec {
         source: Source::Trace {
             path: common::trace_path("multi1"),
@@ -117,6 +123,9 @@ fn every_peer_serves_every_request_and_lru_matches_the_reference() {
 
 #[test]
 fn l1_bytes_never_exceed_the_budget_during_a_replay() {
+    if !common::traces_available("l1_bytes_never_exceed_the_budget_during_a_replay") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let budget = 8 << 20;
     let config = Config {
@@ -499,29 +508,31 @@ fn the_binary_draws_value_sizes_and_compressibility() {
     // (shared/traces/README.md).
     let trace = dir.path().join("tiny.lis");
     std::fs::write(&trace, "0 50 0 1\n0 25 0 2\n").unwrap();
-    let json = dir.path().join("sized.json");
-    let sizes = format!("trace:{}", adaptsize().display());
-    let output = common::cli()
-        .args(["replay", trace.to_str().unwrap(), "--value-size", &sizes])
-        .args(["--no-l2", "--json", json.to_str().unwrap()])
-        .output()
-        .unwrap();
-    common::succeeded(&output);
-    let report: serde_json::Value = common::read_json(&json);
-    let mean = report["setup"]["values"]["mean_bytes"].as_f64().unwrap();
-    let expected = 279e6 / 36_815.0;
-    assert!(
-        (mean / expected - 1.0).abs() < 0.005,
-        "{mean} vs {expected}"
-    );
-    // 50 first touches miss and 25 repeats hit: the sizes served differ by key, so the share
-    // of bytes missed is not the share of requests (it would be with one size for all).
-    assert_eq!(
-        (&report["requests"], &report["misses"]),
-        (&75.into(), &50.into())
-    );
-    let byte_miss = report["byte_miss_ratio"].as_f64().unwrap();
-    assert!((byte_miss - 50.0 / 75.0).abs() > 1e-3, "{byte_miss}");
+    if common::traces_available("the_binary_draws_value_sizes_and_compressibility (trace: sizes)") {
+        let json = dir.path().join("sized.json");
+        let sizes = format!("trace:{}", adaptsize().display());
+        let output = common::cli()
+            .args(["replay", trace.to_str().unwrap(), "--value-size", &sizes])
+            .args(["--no-l2", "--json", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        common::succeeded(&output);
+        let report: serde_json::Value = common::read_json(&json);
+        let mean = report["setup"]["values"]["mean_bytes"].as_f64().unwrap();
+        let expected = 279e6 / 36_815.0;
+        assert!(
+            (mean / expected - 1.0).abs() < 0.005,
+            "{mean} vs {expected}"
+        );
+        // 50 first touches miss and 25 repeats hit: the sizes served differ by key, so the share
+        // of bytes missed is not the share of requests (it would be with one size for all).
+        assert_eq!(
+            (&report["requests"], &report["misses"]),
+            (&75.into(), &50.into())
+        );
+        let byte_miss = report["byte_miss_ratio"].as_f64().unwrap();
+        assert!((byte_miss - 50.0 / 75.0).abs() > 1e-3, "{byte_miss}");
+    }
 
     let unsized_trace = common::cli()
         .args(["zipf", "--requests", "10", "--no-l2", "--value-size"])

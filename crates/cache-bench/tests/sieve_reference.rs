@@ -74,6 +74,9 @@ fn sieve_rows(keep: impl Fn(&str) -> bool) -> Vec<common::Row> {
 
 #[test]
 fn single_shard_l1_matches_every_sieve_row_for_lirs_and_oltp() {
+    if !common::traces_available("single_shard_l1_matches_every_sieve_row_for_lirs_and_oltp") {
+        return;
+    }
     let rows = sieve_rows(|t| !matches!(t, "P3" | "P6"));
     assert_eq!(
         rows.len(),
@@ -85,6 +88,9 @@ fn single_shard_l1_matches_every_sieve_row_for_lirs_and_oltp() {
 
 #[test]
 fn single_shard_l1_matches_the_sieve_rows_for_p3_and_p6() {
+    if !common::traces_available("single_shard_l1_matches_the_sieve_rows_for_p3_and_p6") {
+        return;
+    }
     let rows = sieve_rows(|t| matches!(t, "P3" | "P6"));
     assert_eq!(rows.len(), 6);
     check(&rows);

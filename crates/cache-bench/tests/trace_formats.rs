@@ -128,6 +128,9 @@ fn count(path: &Path) -> u64 {
 
 #[test]
 fn shared_traces_have_the_reference_request_counts() {
+    if !common::traces_available("shared_traces_have_the_reference_request_counts") {
+        return;
+    }
     let dir = common::traces_dir();
     assert_eq!(count(&dir.join("arc/OLTP.lis.zst")), 914_145);
     assert_eq!(count(&dir.join("arc/P3.lis.zst")), 3_912_296);
@@ -158,6 +161,9 @@ fn shared_traces_have_the_reference_request_counts() {
 
 #[test]
 fn both_adaptsize_encodings_agree() {
+    if !common::traces_available("both_adaptsize_encodings_agree") {
+        return;
+    }
     let dir = common::traces_dir();
     let a = TraceReader::open(&dir.join("sized/adaptsize.oracleGeneral.bin.zst"), None).unwrap();
     let b = TraceReader::open(&dir.join("sized/adaptsize-request.trace.zst"), None).unwrap();

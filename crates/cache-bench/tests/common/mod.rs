@@ -5,19 +5,49 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
-/// `$CACHE_TRACES`, or `../shared/traces` beside the repository. Panics with a clear message if
-/// neither exists: these tests must not pass by skipping.
-pub(crate) fn traces_dir() -> PathBuf {
-    let dir = std::env::var_os("CACHE_TRACES").map_or_else(
+/// `$CACHE_TRACES`, or `../shared/traces` beside the repository.
+fn traces_location() -> PathBuf {
+    std::env::var_os("CACHE_TRACES").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"),
         PathBuf::from,
+    )
+}
+
+/// Whether the shared traces are there for `test`, which needs them. If they are not, the test
+/// is skipped with one line on standard error naming the variable to set, unless `CI` or
+/// `CACHE_TRACES` is set: then the traces must be there, and their absence fails the test.
+pub(crate) fn traces_available(test: &str) -> bool {
+    let dir = traces_location();
+    if dir.join("README.md").is_file() {
+        return true;
+    }
+    let required = std::env::var_os("CI").is_some() || std::env::var_os("CACHE_TRACES").is_some();
+    assert!(
+        !required,
+        "shared traces not found at {}: put the shared/ folder beside the repository or set \
+         CACHE_TRACES to its traces/ directory (CI or CACHE_TRACES is set, so trace tests must \
+         run)",
+        dir.display()
     );
+    // Written past the test harness's capture, so `cargo test` shows it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: shared traces not found at {}; set CACHE_TRACES to the traces/ \
+         directory of the shared data to run it",
+        dir.display()
+    );
+    false
+}
+
+/// The shared traces directory; call [`traces_available`] first.
+pub(crate) fn traces_dir() -> PathBuf {
+    let dir = traces_location();
     assert!(
         dir.join("README.md").is_file(),
-        "shared traces not found at {}: put the shared/ folder beside the repository or set \
-         CACHE_TRACES to its traces/ directory",
+        "shared traces not found at {}",
         dir.display()
     );
     dir
