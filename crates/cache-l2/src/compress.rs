@@ -91,11 +91,14 @@ thread_local! {
 /// it is not valid zstd or expands to any other length; never allocates more than
 /// `original_len` bytes.
 pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>> {
-    // A frame that declares another size is refused before the output buffer is allocated.
-    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(payload)
-        && declared != original_len as u64
-    {
-        return None;
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        // What this crate writes: the frame declares its size, which must be the record's.
+        Ok(Some(declared)) if declared == original_len as u64 => {}
+        // Another size: refused before the output buffer is allocated.
+        Ok(Some(_)) | Err(_) => return None,
+        // No declared size (not written by this crate): decompressed as a stream, so the
+        // buffer grows with the bytes that come out, stopping past `original_len`.
+        Ok(None) => return decompress_streaming(payload, original_len),
     }
     let out = DECOMPRESSOR.with_borrow_mut(|d| {
         if d.is_none() {
@@ -103,6 +106,19 @@ pub(crate) fn decompress(payload: &[u8], original_len: usize) -> Option<Vec<u8>>
         }
         d.as_mut()?.decompress(payload, original_len).ok()
     })?;
+    (out.len() == original_len).then_some(out)
+}
+
+/// Decompresses a frame that does not declare its size, growing the output as it comes and
+/// refusing it once it exceeds `original_len`.
+fn decompress_streaming(payload: &[u8], original_len: usize) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let decoder = zstd::stream::read::Decoder::new(payload).ok()?;
+    let mut out = Vec::new();
+    decoder
+        .take(original_len as u64 + 1)
+        .read_to_end(&mut out)
+        .ok()?;
     (out.len() == original_len).then_some(out)
 }
 
@@ -147,5 +163,16 @@ mod tests {
             "a lying length is refused"
         );
         assert!(decompress(b"not zstd at all", 100).is_none());
+        // A frame without a declared size is bounded by the recorded length too.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        let undeclared = enc.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&undeclared),
+            Ok(None)
+        ));
+        assert!(decompress(&undeclared, 1024).is_none());
+        assert_eq!(decompress(&undeclared, zeros.len()).map(|v| v.len()), Some(zeros.len()));
     }
 }

@@ -602,8 +602,9 @@ fn check_len(actual: u64, expected: u64) -> Result<(), RecordError> {
 }
 
 /// Checks a verified entry's chunks (in index order, as read) and inline bytes against its
-/// payload checksum, and returns the value, decompressed if needed. Allocates at most the
-/// stored length plus the recorded original length (each at most [`MAX_VALUE_LEN`]-bounded).
+/// payload checksum, and returns the value, decompressed if needed. Allocates what the chunks
+/// hold plus at most the recorded original length ([`MAX_VALUE_LEN`]-bounded; a reader that
+/// accepts less calls [`check_size`] first).
 ///
 /// # Errors
 ///
@@ -621,7 +622,9 @@ pub fn assemble<'c>(
     let mut payload = if count == 0 {
         None
     } else {
-        let cap = usize::try_from(h.stored_len).map_err(|_| RecordError::Decompress)?;
+        // The header's length is not trusted to size the buffer before the chunks are seen:
+        // up to one chunk is reserved, and the buffer grows with the bytes that arrive.
+        let cap = usize::try_from(h.stored_len.min(CHUNK_LEN as u64)).unwrap_or(CHUNK_LEN);
         Some(BytesMut::with_capacity(cap))
     };
     let mut seen = 0u32;

@@ -36,7 +36,8 @@ pub(crate) fn read_chunks<'a>(
     // a one-chunk get reads. A missing chunk ends the list; `assemble` rejects the short list.
     let seq = header.seq;
     let count = header.chunk_count();
-    let mut out = Vec::with_capacity(count as usize);
+    // The count comes from the header: it sizes nothing before the chunks are found.
+    let mut out = Vec::with_capacity(count.min(16) as usize);
     for idx in 0..count {
         match blobs.get((seq, idx))? {
             Some(chunk) => out.push(chunk),
