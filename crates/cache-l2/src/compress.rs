@@ -173,6 +173,9 @@ mod tests {
             Ok(None)
         ));
         assert!(decompress(&undeclared, 1024).is_none());
-        assert_eq!(decompress(&undeclared, zeros.len()).map(|v| v.len()), Some(zeros.len()));
+        assert_eq!(
+            decompress(&undeclared, zeros.len()).map(|v| v.len()),
+            Some(zeros.len())
+        );
     }
 }

@@ -110,6 +110,11 @@ struct FaultState {
     backoff: Duration,
     /// Recovery gave up: the file was refused (`on_corrupt = "refuse"`) or cannot be reopened.
     gave_up: bool,
+    /// The file was reopened since the last fault; what is left is waiting for the device.
+    reopened: bool,
+    /// When the last episode ended, and the backoff it had reached: a fault soon after starts
+    /// from there, so a device that keeps failing is not reopened in a tight loop.
+    last_recovery: Option<(Instant, Duration)>,
 }
 
 impl Health {
@@ -140,10 +145,15 @@ impl Health {
             (Some(FaultKind::Corrupt), _) | (_, FaultKind::Corrupt) => FaultKind::Corrupt,
             _ => FaultKind::Io,
         });
+        s.reopened = false;
         if first {
             s.reason = Some(reason.to_owned());
-            s.next_attempt = Some(Instant::now());
-            s.backoff = RETRY_FIRST;
+            let recent = s
+                .last_recovery
+                .filter(|(at, _)| at.elapsed() < RETRY_MAX)
+                .map(|(_, backoff)| backoff);
+            s.next_attempt = Some(Instant::now() + recent.unwrap_or_default());
+            s.backoff = recent.map_or(RETRY_FIRST, |b| (b * 2).min(RETRY_MAX));
             self.degraded.store(true, Ordering::Release);
             tracing::error!(
                 path = %path.display(),
@@ -159,11 +169,22 @@ impl Health {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The fault to recover from, if a reopen is due now.
-    pub(crate) fn due(&self) -> Option<FaultKind> {
+    /// The fault to recover from, if an attempt is due now, and whether the file was reopened
+    /// already in this episode.
+    pub(crate) fn due(&self) -> Option<(FaultKind, bool)> {
         let s = self.state.lock();
         let due = s.next_attempt.is_some_and(|t| Instant::now() >= t);
-        if due { s.pending } else { None }
+        if due {
+            s.pending.map(|k| (k, s.reopened))
+        } else {
+            None
+        }
+    }
+
+    /// The file was reopened: gets read it; writes wait for [`Health::recovered`].
+    pub(crate) fn reopened(&self) {
+        self.reopens.fetch_add(1, Ordering::Relaxed);
+        self.state.lock().reopened = true;
     }
 
     /// When the next reopen attempt is due, if one is pending.
@@ -196,11 +217,14 @@ impl Health {
         );
     }
 
-    /// A reopen succeeded: writes resume.
+    /// The store recovered: writes resume.
     pub(crate) fn recovered(&self, path: &std::path::Path) {
-        self.reopens.fetch_add(1, Ordering::Relaxed);
         let mut s = self.state.lock();
-        *s = FaultState::default();
+        let backoff = s.backoff;
+        *s = FaultState {
+            last_recovery: Some((Instant::now(), backoff)),
+            ..FaultState::default()
+        };
         self.degraded.store(false, Ordering::Release);
         tracing::warn!(path = %path.display(), "L2 store reopened: writes resume");
     }
@@ -227,9 +251,9 @@ mod tests {
         assert!(!h.is_degraded());
         h.fault(FaultKind::Io, "ENOSPC", path);
         assert!(h.is_degraded());
-        assert_eq!(h.due(), Some(FaultKind::Io));
+        assert_eq!(h.due(), Some((FaultKind::Io, false)));
         h.fault(FaultKind::Corrupt, "page", path);
-        assert_eq!(h.due(), Some(FaultKind::Corrupt));
+        assert_eq!(h.due(), Some((FaultKind::Corrupt, false)));
         assert_eq!(
             h.reason().as_deref(),
             Some("ENOSPC"),
@@ -238,11 +262,14 @@ mod tests {
         h.attempt_failed("still full");
         assert_eq!(h.due(), None, "not before the backoff");
         assert!(h.next_attempt().is_some());
+        h.reopened();
+        assert_eq!(h.reopens.load(Ordering::Relaxed), 1);
         h.recovered(path);
         assert!(!h.is_degraded());
         assert_eq!(h.due(), None);
-        assert_eq!(h.reopens.load(Ordering::Relaxed), 1);
+        // A fault right after a recovery waits for the backoff it had reached.
         h.fault(FaultKind::Io, "EIO", path);
+        assert_eq!(h.due(), None, "not at once after a recent recovery");
         h.give_up("refused", path);
         assert!(h.is_degraded());
         assert_eq!(h.next_attempt(), None);

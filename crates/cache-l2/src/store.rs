@@ -272,47 +272,54 @@ impl Inner {
         }
     }
 
-    /// On the writer thread, after a fault: drops the database and opens the file again
-    /// (with redb's integrity check after a corruption fault). After an I/O fault it first
-    /// probes the device ([`Opener::probe`]) and keeps the database serving reads while that
-    /// fails. On success the store's state is
-    /// reloaded from the file (what a reopen rolled back counts in `lost_writes`) and writes
-    /// resume; otherwise the next attempt waits for the backoff, or, for a file refused as
-    /// corrupt or foreign, the store stays degraded.
-    pub(crate) fn recover(&self, kind: FaultKind) {
+    /// On the writer thread, after a fault: drops the database and opens the file again (with
+    /// redb's integrity check after a corruption fault), so gets read the last durable state
+    /// again; then, after an I/O fault, waits for the device to take writes
+    /// ([`Opener::probe`]) before writes resume. On success the store's state is reloaded from
+    /// the file (what the reopen rolled back counts in `lost_writes`); a failed attempt is
+    /// retried after the backoff; a file refused as corrupt or foreign leaves the store
+    /// degraded.
+    pub(crate) fn recover(&self, kind: FaultKind, reopened: bool) {
+        if !reopened {
+            let old = self.db.write().take();
+            if let Some(db) = old {
+                drop_contained(db);
+            }
+            let mut opener = self.opener.lock();
+            if matches!(opener.source, Source::Backends(None)) {
+                drop(opener);
+                self.health.give_up(
+                    "the store was opened on a backend that cannot be opened again",
+                    &self.path,
+                );
+                return;
+            }
+            let result = opener.open(&self.key_hasher, kind == FaultKind::Corrupt);
+            drop(opener);
+            match result {
+                Ok(o) => {
+                    self.install(o);
+                    self.health.reopened();
+                }
+                Err(e @ (L2Error::Corrupt { .. } | L2Error::Foreign { .. })) => {
+                    self.health.give_up(&e.to_string(), &self.path);
+                    return;
+                }
+                Err(e) => {
+                    self.health.attempt_failed(&e.to_string());
+                    return;
+                }
+            }
+        }
         if kind == FaultKind::Io
             && let Err(e) = self.opener.lock().probe()
         {
-            // Still failing: keep serving reads from the open database.
+            // Gets read the reopened file meanwhile; writes wait for the device.
             self.health
                 .attempt_failed(&format!("the device still refuses writes: {e}"));
             return;
         }
-        let old = self.db.write().take();
-        if let Some(db) = old {
-            drop_contained(db);
-        }
-        let mut opener = self.opener.lock();
-        if matches!(opener.source, Source::Backends(None)) {
-            drop(opener);
-            self.health.give_up(
-                "the store was opened on a backend that cannot be opened again",
-                &self.path,
-            );
-            return;
-        }
-        let result = opener.open(&self.key_hasher, kind == FaultKind::Corrupt);
-        drop(opener);
-        match result {
-            Ok(o) => {
-                self.install(o);
-                self.health.recovered(&self.path);
-            }
-            Err(e @ (L2Error::Corrupt { .. } | L2Error::Foreign { .. })) => {
-                self.health.give_up(&e.to_string(), &self.path);
-            }
-            Err(e) => self.health.attempt_failed(&e.to_string()),
-        }
+        self.health.recovered(&self.path);
     }
 
     /// Takes over a reopened database: reloads what the file persisted (counting the

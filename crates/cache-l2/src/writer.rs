@@ -301,8 +301,8 @@ pub(crate) fn run(
     // A rebuild that failed is retried only after the next commit, not in a busy loop.
     let mut rebuild_failed = false;
     loop {
-        if let Some(kind) = inner.health.due() {
-            inner.recover(kind);
+        if let Some((kind, reopened)) = inner.health.due() {
+            inner.recover(kind, reopened);
             continue;
         }
         let first = match rx.try_recv() {
