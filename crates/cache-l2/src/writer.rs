@@ -279,11 +279,8 @@ impl WriterState {
 }
 
 /// The writer thread's loop: gather, apply, commit, answer; sweep dead records while idle;
-/// until every sender is gone.
-/// The longest the idle writer sleeps without a request or a wake-up: a safety net only
-/// (faults wake it through `wake`).
-const IDLE_WAKE: Duration = Duration::from_secs(1);
-
+/// recover from faults (see [`crate::fault`]); until every sender is gone. `wake` carries the
+/// faults readers note, so recovery starts at once.
 pub(crate) fn run(
     inner: &Inner,
     rx: &Receiver<Request>,
@@ -319,17 +316,21 @@ pub(crate) fn run(
                     }
                 }
                 // Wake for a request, a fault a reader noted, or the next reopen attempt.
-                let timeout = inner
-                    .health
-                    .next_attempt()
-                    .map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
-                crossbeam_channel::select! {
-                    recv(rx) -> r => match r {
-                        Ok(r) => r,
-                        Err(_) => break,
-                    },
-                    recv(wake) -> _ => continue,
-                    default(timeout) => continue,
+                let next = if let Some(at) = inner.health.next_attempt() {
+                    crossbeam_channel::select! {
+                        recv(rx) -> r => r,
+                        recv(wake) -> _ => continue,
+                        default(at.saturating_duration_since(Instant::now())) => continue,
+                    }
+                } else {
+                    crossbeam_channel::select! {
+                        recv(rx) -> r => r,
+                        recv(wake) -> _ => continue,
+                    }
+                };
+                match next {
+                    Ok(r) => r,
+                    Err(_) => break,
                 }
             }
         };
