@@ -61,6 +61,7 @@ pub mod record;
 mod schema;
 mod stats;
 mod store;
+mod sweep;
 mod synopsis;
 mod tables;
 mod writer;

@@ -32,6 +32,7 @@ use crate::eviction::{EvictionPolicy, Hand, OnFull};
 use crate::record;
 use crate::schema::{META, META_COMMIT_ID, META_FOOTPRINT, META_LIVE_BYTES, META_NEXT_SEQ};
 use crate::store::{Inner, pending_key};
+use crate::sweep::{Sweep, sweep_step};
 use crate::tables::{NewRecord, Tables, Totals};
 use crate::{GroupCommitOptions, L2Error, Result};
 
@@ -161,14 +162,6 @@ pub(crate) struct Request {
     pub(crate) reply: Option<Sender<Answer>>,
 }
 
-/// A namespace whose records of older generations are being removed.
-#[derive(Debug, Clone)]
-struct Sweep {
-    ns: String,
-    /// Resume after this key.
-    after: Option<Vec<u8>>,
-}
-
 /// The writer thread's own state; [`Inner::writer`] guards it so `validate` can read it.
 #[derive(Debug)]
 pub(crate) struct WriterState {
@@ -177,7 +170,7 @@ pub(crate) struct WriterState {
     /// One more than the highest sequence number committed.
     pub(crate) next_seq: u64,
     /// The id of the last commit (persisted with it, see [`META_COMMIT_ID`]).
-    commit_id: u64,
+    pub(crate) commit_id: u64,
     /// `(commit id, puts it applied)` of each commit since the last durable one that applied
     /// puts: what a reopen that rolls back to the last durable commit loses.
     unsynced_puts: Vec<(u64, u64)>,
@@ -188,7 +181,7 @@ pub(crate) struct WriterState {
     /// Transient footprint ([`Op::transient`]) of commits since the last durable one.
     unsynced_bytes: u64,
     /// Namespaces with dead records left to remove.
-    sweeps: Vec<Sweep>,
+    pub(crate) sweeps: Vec<Sweep>,
     /// The eviction policy and the SIEVE hand.
     hand: Hand,
 }
@@ -229,7 +222,7 @@ impl WriterState {
     }
 
     /// Notes commit `commit_id`, which applied `puts` puts.
-    fn committed(&mut self, commit_id: u64, durable: bool, transient: u64, puts: u64) {
+    pub(crate) fn committed(&mut self, commit_id: u64, durable: bool, transient: u64, puts: u64) {
         self.commit_id = commit_id;
         if durable {
             self.unsynced_commits = 0;
@@ -718,93 +711,9 @@ fn invalidate_labels(
     Ok(removed)
 }
 
-/// Records of an older generation removed per sweep commit.
-const SWEEP_BATCH: usize = 256;
-
-/// Removes up to [`SWEEP_BATCH`] dead records (older generation, or unreadable) of the first
-/// namespace being swept, in one undurable commit: a crash can bring them back, dead as
-/// before. Returns whether there is more to do.
-fn sweep_step(inner: &Inner) -> bool {
-    let mut w = inner.writer.lock();
-    let Some(sweep) = w.sweeps.first().cloned() else {
-        return false;
-    };
-    match inner.with_db(|db| sweep_once(db, &w, &sweep)) {
-        Ok((totals, next, removed)) => {
-            w.totals = totals;
-            let id = w.commit_id + 1;
-            w.committed(id, false, removed * PAGE, 0);
-            inner.totals_mirror(totals);
-            inner.count_swept(removed);
-            match next {
-                Some(after) => w.sweeps[0].after = Some(after),
-                None => {
-                    w.sweeps.remove(0);
-                }
-            }
-        }
-        // Left for the next open; the failure itself shows in the next write's error.
-        Err(_) => {
-            w.sweeps.remove(0);
-        }
-    }
-    !w.sweeps.is_empty()
-}
-
-/// One sweep commit: `(totals after, key to resume after or None if done, records removed)`.
-fn sweep_once(
-    db: &Database,
-    w: &WriterState,
-    sweep: &Sweep,
-) -> Result<(Totals, Option<Vec<u8>>, u64)> {
-    let mut totals = w.totals;
-    let txn = db.begin_write()?;
-    let (dead, next) = {
-        let t = Tables::open(&txn)?;
-        let current = t.generation(&sweep.ns)?;
-        let ns = sweep.ns.as_str();
-        let start = sweep.after.as_deref().unwrap_or(&[]);
-        let mut dead = Vec::new();
-        let mut resume = None;
-        let mut scanned = 0;
-        for row in t.records.range((ns, start)..)? {
-            let (k, v) = row?;
-            let (row_ns, key) = k.value();
-            if row_ns != ns {
-                break;
-            }
-            if sweep.after.as_deref() == Some(key) {
-                continue;
-            }
-            let alive = record::peek_header(v.value()).is_ok_and(|h| h.generation >= current);
-            if !alive {
-                dead.push(key.to_vec());
-            }
-            scanned += 1;
-            if dead.len() >= SWEEP_BATCH || scanned >= 16 * SWEEP_BATCH {
-                resume = Some(key.to_vec());
-                break;
-            }
-        }
-        (dead, resume)
-    };
-    let mut removed = 0;
-    {
-        let mut t = Tables::open(&txn)?;
-        for key in &dead {
-            let gone = t.remove(&sweep.ns, key, &mut totals, |_| true)?;
-            removed += u64::from(gone);
-        }
-        drop(t);
-        write_meta(&txn, totals, None, w.commit_id + 1)?;
-    }
-    commit(txn, false)?;
-    Ok((totals, next, removed))
-}
-
 /// Writes the store's counters into `txn`: totals, the next sequence number (if it moved) and
 /// the commit's id.
-fn write_meta(
+pub(crate) fn write_meta(
     txn: &WriteTransaction,
     totals: Totals,
     next_seq: Option<u64>,
